@@ -1,0 +1,17 @@
+"""Launch geometry shared by the CUDA kernels."""
+from ..backend import simulated
+
+# The simulator runs every thread as a Python thread, so it gets small blocks; a GPU gets full warps.
+BLOCK_1D = 8 if simulated() else 256
+BLOCK_2D = (4, 4) if simulated() else (16, 16)
+
+
+def grid_1d(n):
+    """(blocks, threads) covering ``n`` items."""
+    return (n + BLOCK_1D - 1) // BLOCK_1D, BLOCK_1D
+
+
+def grid_2d(rows, cols):
+    """(blocks, threads) covering a ``rows`` × ``cols`` array, one thread per entry."""
+    by, bx = BLOCK_2D
+    return ((rows + by - 1) // by, (cols + bx - 1) // bx), BLOCK_2D

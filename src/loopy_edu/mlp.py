@@ -1,0 +1,203 @@
+"""The multilayer perceptron and backpropagation written by hand (Chapter 3).
+
+Notation matches the book: layer ``l = 1..L`` computes ``z_l = a_{l-1} W_lᵀ + b_l`` and
+``a_l = act(z_l)``, except the last layer, which stays linear and gives the logits ``z_L``.
+The loss is the mean softmax cross-entropy over the batch.
+"""
+import numpy as np
+
+from .activations import ACTIVATIONS, CODES, log_softmax, softmax
+from .backend import DEFAULT, check_backend
+from .checks import check_array, check_choice, check_labels, check_positive
+
+
+def init_weight(fan_out, fan_in, scheme, rng, dtype=np.float64):
+    """A weight matrix (fan_out, fan_in) drawn from N(0, std²), with std set by ``scheme`` (Chapter 4).
+
+    ``"glorot"``: std = √(2 / (fan_in + fan_out)), which keeps sigmoid and tanh units near their linear
+    range. ``"he"``: std = √(2 / fan_in), which makes up for ReLU zeroing half its inputs. A float is
+    used as the std itself, to show what a badly chosen scale does.
+    """
+    if scheme == "glorot":
+        std = np.sqrt(2.0 / (fan_in + fan_out))
+    elif scheme == "he":
+        std = np.sqrt(2.0 / fan_in)
+    elif isinstance(scheme, (int, float)) and not isinstance(scheme, bool) and scheme >= 0:
+        std = float(scheme)
+    else:
+        raise ValueError(f"init: expected 'glorot', 'he', 'auto' or a non-negative std, got {scheme!r}")
+    return (std * rng.standard_normal((fan_out, fan_in))).astype(dtype)
+
+
+def forward(params, X, activation, masks=None):
+    """Forward pass; returns the list ``[a_0 = X, a_1, ..., a_L]`` with ``a_L`` the logits.
+
+    X: (B, n_0). ``masks[l-1]`` (B, n_l), when given, multiplies hidden layer ``l`` (inverted dropout).
+    """
+    act, _ = ACTIVATIONS[activation]
+    L = len(params) // 2
+    a = [X]
+    for l in range(1, L + 1):
+        z = a[-1] @ params[f"W{l}"].T + params[f"b{l}"]       # (B, n_l)
+        if l < L:
+            z = act(z)
+            if masks is not None:
+                z = z * masks[l - 1]
+        a.append(z)
+    return a
+
+
+def backward(params, a, y, activation, masks=None):
+    """Backward pass for the mean softmax cross-entropy; returns ``(loss, grads)``.
+
+    ``a`` is the list from :func:`forward`; y: (B,) integer labels. The δ recursion is
+    ``δ_L = (softmax(z_L) − onehot(y)) / B`` and ``δ_{l-1} = (δ_l W_l) ⊙ act'(z_{l-1})``, and each
+    layer's gradients are ``∂L/∂W_l = δ_lᵀ a_{l-1}`` and ``∂L/∂b_l = Σ_batch δ_l``.
+    """
+    _, act_grad = ACTIVATIONS[activation]
+    L = len(params) // 2
+    B = y.shape[0]
+    rows = np.arange(B)
+    loss = -log_softmax(a[L])[rows, y].mean()
+    delta = softmax(a[L])                                      # (B, n_L)
+    delta[rows, y] -= 1.0
+    delta /= B
+    grads = {}
+    for l in range(L, 0, -1):
+        grads[f"W{l}"] = delta.T @ a[l - 1]                    # (n_l, n_{l-1})
+        grads[f"b{l}"] = delta.sum(axis=0)                     # (n_l,)
+        if l > 1:
+            delta = delta @ params[f"W{l}"]                    # (B, n_{l-1}) = ∂L/∂a_{l-1}
+            if masks is None:
+                delta = delta * act_grad(a[l - 1])
+            else:
+                # a_{l-1} = act(z) ⊙ m, so ∂a/∂z = act'(z) ⊙ m; act' needs the unmasked act(z).
+                m = masks[l - 2]
+                h = np.divide(a[l - 1], m, out=np.zeros_like(a[l - 1]), where=m != 0)
+                delta = delta * act_grad(h) * m
+    return loss, {k: grads[k] for k in params}
+
+
+class MLP:
+    """A fully connected classifier with hidden activation ``activation`` and a linear last layer.
+
+    ``params["W{l}"]`` has shape (sizes[l], sizes[l-1]) and ``params["b{l}"]`` shape (sizes[l],).
+    ``dropout`` is the probability of dropping each hidden unit during training (Chapter 4).
+    """
+
+    def __init__(self, sizes, activation="sigmoid", seed=0, dtype=np.float64, backend=DEFAULT,
+                 init="auto", dropout=0.0):
+        sizes = tuple(sizes)
+        if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
+            raise ValueError(f"sizes: expected at least two positive integers, got {sizes!r}")
+        check_choice(activation, "activation", ACTIVATIONS)
+        self.dtype = np.dtype(dtype)
+        check_choice(self.dtype, "dtype", (np.dtype(np.float32), np.dtype(np.float64)))
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        self.sizes, self.activation, self.dropout = sizes, activation, float(dropout)
+        self.backend = check_backend(backend)
+        self.rng = np.random.default_rng(seed)
+        if init == "auto":
+            init = "he" if activation == "relu" else "glorot"
+        self.params = {}
+        for l in range(1, len(sizes)):
+            scheme = init if l < len(sizes) - 1 or not isinstance(init, str) else "glorot"
+            self.params[f"W{l}"] = init_weight(sizes[l], sizes[l - 1], scheme, self.rng, self.dtype)
+            self.params[f"b{l}"] = np.zeros(sizes[l], dtype=self.dtype)
+
+    @property
+    def n_layers(self):
+        return len(self.sizes) - 1
+
+    def __repr__(self):
+        return (f"MLP(sizes={list(self.sizes)}, activation={self.activation!r}, "
+                f"dtype={self.dtype.name}, backend={self.backend!r})")
+
+    def _check_X(self, X):
+        return check_array(X, "X", shape=(None, self.sizes[0]), dtype=self.dtype)
+
+    def dropout_masks(self, B):
+        """Fresh inverted-dropout masks, one (B, n_l) array per hidden layer, or None without dropout."""
+        if self.dropout == 0.0:
+            return None
+        keep = 1.0 - self.dropout
+        return [(self.rng.random((B, n)) < keep).astype(self.dtype) / self.dtype.type(keep)
+                for n in self.sizes[1:-1]]
+
+    def logits(self, X, backend=None):
+        """Logits z_L (B, n_L) for inputs X (B, n_0), without dropout."""
+        X = self._check_X(X)
+        backend = check_backend(backend or self.backend)
+        if backend == "numpy":
+            return forward(self.params, X, self.activation)[-1]
+        return self._kernels(backend).logits(self._weights(), X, CODES[self.activation])
+
+    def predict_proba(self, X, backend=None):
+        """Class probabilities (B, n_L)."""
+        return softmax(self.logits(X, backend))
+
+    def predict(self, X, backend=None):
+        """Predicted labels (B,)."""
+        return self.logits(X, backend).argmax(axis=1)
+
+    def accuracy(self, X, y, batch_size=10_000):
+        """Fraction of ``y`` predicted correctly, evaluated in chunks to bound memory."""
+        y = np.asarray(y)
+        hits = sum(int((self.predict(X[i:i + batch_size]) == y[i:i + batch_size]).sum())
+                   for i in range(0, len(y), batch_size))
+        return hits / len(y)
+
+    def loss(self, X, y):
+        """Mean softmax cross-entropy, without dropout."""
+        X = self._check_X(X)
+        y = check_labels(y, "y", self.sizes[-1], X.shape[0])
+        return float(-log_softmax(self.logits(X))[np.arange(len(y)), y].mean())
+
+    def loss_and_grads(self, X, y, masks=None, backend=None, train=True):
+        """Mean softmax cross-entropy over the batch and its exact gradient, keyed like ``params``.
+
+        X: (B, n_0); y: (B,) integer labels. With ``dropout > 0`` and ``train``, fresh masks are drawn
+        unless ``masks`` (one (B, n_l) array per hidden layer) is given.
+        """
+        X = self._check_X(X)
+        y = check_labels(y, "y", self.sizes[-1], X.shape[0])
+        if masks is None and train:
+            masks = self.dropout_masks(X.shape[0])
+        if masks is not None:
+            if len(masks) != self.n_layers - 1:
+                raise ValueError(f"masks: expected {self.n_layers - 1} arrays (one per hidden layer), "
+                                 f"got {len(masks)}")
+            masks = [check_array(m, f"masks[{i}]", shape=(X.shape[0], n), dtype=self.dtype)
+                     for i, (m, n) in enumerate(zip(masks, self.sizes[1:-1]))]
+        backend = check_backend(backend or self.backend)
+        if backend == "numpy":
+            return backward(self.params, forward(self.params, X, self.activation, masks), y,
+                            self.activation, masks)
+        Ws, bs = self._weights()
+        loss, gWs, gbs = self._kernels(backend).loss_and_grads((Ws, bs), X, y, masks, CODES[self.activation])
+        grads = {}
+        for l in range(1, self.n_layers + 1):
+            grads[f"W{l}"], grads[f"b{l}"] = gWs[l - 1], gbs[l - 1]
+        return float(loss), grads
+
+    def _weights(self):
+        L = self.n_layers
+        for l in range(1, L + 1):
+            for k, shape in ((f"W{l}", (self.sizes[l], self.sizes[l - 1])), (f"b{l}", (self.sizes[l],))):
+                p = self.params.get(k)
+                if not isinstance(p, np.ndarray) or p.shape != shape or p.dtype != self.dtype:
+                    got = getattr(p, "shape", type(p).__name__)
+                    raise ValueError(f"params[{k!r}]: expected a {self.dtype.name} array of shape {shape}, "
+                                     f"got {got}")
+        Ws = tuple(np.ascontiguousarray(self.params[f"W{l}"]) for l in range(1, L + 1))
+        bs = tuple(np.ascontiguousarray(self.params[f"b{l}"]) for l in range(1, L + 1))
+        return Ws, bs
+
+    @staticmethod
+    def _kernels(backend):
+        if backend == "numba":
+            from .kernels import mlp_numba as k
+        else:
+            from .kernels import mlp_cuda as k
+        return k

@@ -1,0 +1,121 @@
+"""Optimizers that update a ``params`` dict in place from a ``grads`` dict with the same keys (Chapter 4).
+
+Each update rule is written once in NumPy (``_step_numpy``), which the chapter shows; the ``"numba"`` and
+``"cuda"`` backends run the same rule fused over all parameters.
+"""
+import numpy as np
+
+from .backend import DEFAULT, check_backend
+from .checks import check_positive
+
+
+class Optimizer:
+    """Base class: holds the learning rate, the step count and per-parameter state."""
+
+    #: names of the per-parameter state arrays, created as zeros on the first step
+    slots = ()
+
+    def __init__(self, lr, backend=DEFAULT):
+        self.lr = check_positive(lr, "lr")
+        self.backend = check_backend(backend)
+        self.t = 0
+        self.state = {}
+
+    def step(self, params, grads):
+        """Apply one update to every array of ``params`` in place."""
+        missing = set(params) ^ set(grads)
+        if missing:
+            raise ValueError(f"grads: expected the same keys as params {sorted(params)}, "
+                             f"got {sorted(grads)}")
+        for k, p in params.items():
+            if grads[k].shape != p.shape:
+                raise ValueError(f"grads[{k!r}]: expected shape {p.shape}, got {grads[k].shape}")
+            if k not in self.state:
+                self.state[k] = tuple(np.zeros_like(p) for _ in self.slots)
+        self.t += 1
+        if self.backend == "numpy":
+            for k, p in params.items():
+                self._step_numpy(p, grads[k], *self.state[k])
+        else:
+            self._step_fused(params, grads)
+
+    def _step_fused(self, params, grads):
+        from .kernels import optim_cuda, optim_numba
+        kernels = optim_numba if self.backend == "numba" else optim_cuda
+        keys = list(params)
+        for k in keys:
+            if not params[k].flags.c_contiguous:
+                raise ValueError(f"params[{k!r}]: the {self.backend} optimizer updates in place and needs a "
+                                 "C-contiguous array; use np.ascontiguousarray when assigning it")
+        flat = lambda arrays: tuple(a.reshape(-1) for a in arrays)  # views, so updates land in params
+        ps = flat(params[k] for k in keys)
+        gs = flat(np.ascontiguousarray(grads[k], dtype=params[k].dtype) for k in keys)
+        states = [flat(self.state[k][s] for k in keys) for s in range(len(self.slots))]
+        kernels.step(type(self).__name__, ps, gs, states, self.hyper())
+
+    def hyper(self):
+        """The rule's scalar hyper-parameters for this step, as a tuple of floats."""
+        return (self.lr,)
+
+
+class SGD(Optimizer):
+    """Plain gradient descent: θ ← θ − η g."""
+
+    def _step_numpy(self, p, g):
+        p -= self.lr * g
+
+
+class Momentum(Optimizer):
+    """Heavy-ball momentum: v ← β v − η g, θ ← θ + v. With ``nesterov=True`` the step looks ahead:
+    θ ← θ + β v − η g (Sutskever et al. 2013)."""
+
+    slots = ("v",)
+
+    def __init__(self, lr, beta=0.9, nesterov=False, backend=DEFAULT):
+        super().__init__(lr, backend)
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"beta: expected a value in [0, 1), got {beta!r}")
+        self.beta, self.nesterov = float(beta), bool(nesterov)
+
+    def _step_numpy(self, p, g, v):
+        v *= self.beta
+        v -= self.lr * g
+        p += self.beta * v - self.lr * g if self.nesterov else v
+
+    def hyper(self):
+        return (self.lr, self.beta, float(self.nesterov))
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015): bias-corrected running means of g and g² scale each coordinate's step."""
+
+    slots = ("m", "v")
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, backend=DEFAULT):
+        super().__init__(lr, backend)
+        for name, b in (("beta1", beta1), ("beta2", beta2)):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"{name}: expected a value in [0, 1), got {b!r}")
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), check_positive(eps, "eps")
+
+    def _step_numpy(self, p, g, m, v):
+        m *= self.beta1
+        m += (1 - self.beta1) * g                  # m ≈ E[g]
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g              # v ≈ E[g²]
+        m_hat = m / (1 - self.beta1 ** self.t)     # undo the bias of starting at zero
+        v_hat = v / (1 - self.beta2 ** self.t)
+        p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def hyper(self):
+        return (self.lr, self.beta1, self.beta2, self.eps,
+                1 - self.beta1 ** self.t, 1 - self.beta2 ** self.t)
+
+
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+
+
+def make_optimizer(name, **kwargs):
+    """An optimizer by name: ``"sgd"``, ``"momentum"`` or ``"adam"``."""
+    from .checks import check_choice
+    return OPTIMIZERS[check_choice(name, "optimizer", OPTIMIZERS)](**kwargs)

@@ -1,0 +1,76 @@
+"""Mini-batch training loops with progress bars and divergence checks (Chapters 3 and 4).
+
+``grad_fn(model, X_batch, y_batch) -> (loss, grads)`` is the learning rule; the default is the exact
+gradient ``model.loss_and_grads``. Later parts of the course pass other rules here unchanged.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .checks import check_array, check_finite_loss, check_positive
+
+
+@dataclass
+class History:
+    """What a training run measured: one loss per step, and per-epoch summaries."""
+    loss: list = field(default_factory=list)          # mini-batch loss at every step
+    epoch_loss: list = field(default_factory=list)    # mean mini-batch loss of each epoch
+    train_acc: list = field(default_factory=list)     # accuracy on the training set after each epoch
+    test_acc: list = field(default_factory=list)      # accuracy on the test set after each epoch (if given)
+    seconds: list = field(default_factory=list)       # wall time of each epoch's updates
+
+    def as_arrays(self):
+        return {k: np.asarray(v) for k, v in self.__dict__.items()}
+
+
+def _default_grad_fn(model, X, y):
+    return model.loss_and_grads(X, y)
+
+
+def train(model, X, y, optimizer, epochs=10, batch_size=32, X_test=None, y_test=None, seed=0,
+          grad_fn=_default_grad_fn, eval_train=True, eval_size=10_000, progress=True, callback=None):
+    """Train ``model`` for ``epochs`` passes over (X, y) in shuffled mini-batches; return a History.
+
+    X: (N, n_in); y: (N,). After each epoch, accuracy is measured on up to ``eval_size`` training
+    examples and on the whole test set. ``callback(epoch, model, history)`` runs after each epoch. A
+    non-finite loss stops training with FloatingPointError.
+    """
+    X = check_array(X, "X", ndim=2)
+    y = np.asarray(y)
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y: expected shape ({X.shape[0]},) to match X, got {y.shape}")
+    check_positive(epochs, "epochs", integer=True)
+    check_positive(batch_size, "batch_size", integer=True)
+    rng = np.random.default_rng(seed)
+    n = X.shape[0]
+    steps = (n + batch_size - 1) // batch_size
+    hist = History()
+    bar = tqdm(total=epochs * steps, desc="training", unit="batch", disable=not progress, leave=True)
+    try:
+        for epoch in range(epochs):
+            order = rng.permutation(n)
+            t0, total = time.perf_counter(), 0.0
+            for s in range(steps):
+                idx = order[s * batch_size:(s + 1) * batch_size]
+                loss, grads = grad_fn(model, X[idx], y[idx])
+                check_finite_loss(loss, len(hist.loss), getattr(optimizer, "lr", None))
+                optimizer.step(model.params, grads)
+                hist.loss.append(loss)
+                total += loss
+                bar.update()
+            hist.seconds.append(time.perf_counter() - t0)
+            hist.epoch_loss.append(total / steps)
+            if eval_train:
+                sub = slice(0, min(n, eval_size))
+                hist.train_acc.append(model.accuracy(X[sub], y[sub]))
+            if X_test is not None:
+                hist.test_acc.append(model.accuracy(X_test, y_test))
+            bar.set_postfix(loss=f"{hist.epoch_loss[-1]:.4f}",
+                            **({"test_acc": f"{hist.test_acc[-1]:.4f}"} if hist.test_acc else {}))
+            if callback is not None:
+                callback(epoch, model, hist)
+    finally:
+        bar.close()
+    return hist

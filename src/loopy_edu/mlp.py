@@ -2,13 +2,14 @@
 
 Notation matches the book: layer ``l = 1..L`` computes ``z_l = a_{l-1} W_lᵀ + b_l`` and
 ``a_l = act(z_l)``, except the last layer, which stays linear and gives the logits ``z_L``.
-The loss is the mean softmax cross-entropy over the batch.
+The loss is the mean softmax cross-entropy over the batch (``loss="xent"``, classification) or half the
+squared error summed over outputs and averaged over the batch (``loss="mse"``, regression, Chapter 1).
 """
 import numpy as np
 
 from .activations import ACTIVATIONS, CODES, log_softmax, softmax
 from .backend import DEFAULT, check_backend
-from .checks import check_array, check_choice, check_labels, check_positive
+from .checks import check_array, check_choice, check_labels
 
 
 def init_weight(fan_out, fan_in, scheme, rng, dtype=np.float64):
@@ -47,27 +48,40 @@ def forward(params, X, activation, masks=None):
     return a
 
 
-def backward(params, a, y, activation, masks=None):
-    """Backward pass for the mean softmax cross-entropy; returns ``(loss, grads)``.
+def output_delta(z, y, loss="xent"):
+    """The loss and ``δ_L = ∂loss/∂z_L`` for the network's output z (B, n_L).
 
-    ``a`` is the list from :func:`forward`; y: (B,) integer labels. The δ recursion is
-    ``δ_L = (softmax(z_L) − onehot(y)) / B`` and ``δ_{l-1} = (δ_l W_l) ⊙ act'(z_{l-1})``, and each
-    layer's gradients are ``∂L/∂W_l = δ_lᵀ a_{l-1}`` and ``∂L/∂b_l = Σ_batch δ_l``.
+    ``"xent"``: y (B,) integer labels, loss = mean −log softmax(z)[y], δ_L = (softmax(z) − onehot(y)) / B.
+    ``"mse"``: y (B, n_L) targets, loss = Σ ½‖z − y‖² / B, δ_L = (z − y) / B.
+    """
+    B = z.shape[0]
+    if loss == "xent":
+        rows = np.arange(B)
+        value = -log_softmax(z)[rows, y].mean()
+        delta = softmax(z)
+        delta[rows, y] -= 1.0
+    else:
+        delta = z - y
+        value = 0.5 * np.sum(delta * delta) / B
+    return value, delta / B
+
+
+def backward(params, a, y, activation, masks=None, loss="xent"):
+    """Backward pass; returns ``(loss, grads)`` with ``grads`` keyed like ``params``.
+
+    ``a`` is the list from :func:`forward`. Starting from δ_L (:func:`output_delta`), the δ recursion is
+    ``δ_{l-1} = (δ_l W_l) ⊙ act'(z_{l-1})``, and each layer's gradients are
+    ``∂loss/∂W_l = δ_lᵀ a_{l-1}`` and ``∂loss/∂b_l = Σ_batch δ_l``.
     """
     _, act_grad = ACTIVATIONS[activation]
     L = len(params) // 2
-    B = y.shape[0]
-    rows = np.arange(B)
-    loss = -log_softmax(a[L])[rows, y].mean()
-    delta = softmax(a[L])                                      # (B, n_L)
-    delta[rows, y] -= 1.0
-    delta /= B
+    value, delta = output_delta(a[L], y, loss)                 # (B, n_L)
     grads = {}
     for l in range(L, 0, -1):
         grads[f"W{l}"] = delta.T @ a[l - 1]                    # (n_l, n_{l-1})
         grads[f"b{l}"] = delta.sum(axis=0)                     # (n_l,)
         if l > 1:
-            delta = delta @ params[f"W{l}"]                    # (B, n_{l-1}) = ∂L/∂a_{l-1}
+            delta = delta @ params[f"W{l}"]                    # (B, n_{l-1}) = ∂loss/∂a_{l-1}
             if masks is None:
                 delta = delta * act_grad(a[l - 1])
             else:
@@ -75,18 +89,19 @@ def backward(params, a, y, activation, masks=None):
                 m = masks[l - 2]
                 h = np.divide(a[l - 1], m, out=np.zeros_like(a[l - 1]), where=m != 0)
                 delta = delta * act_grad(h) * m
-    return loss, {k: grads[k] for k in params}
+    return value, {k: grads[k] for k in params}
 
 
 class MLP:
-    """A fully connected classifier with hidden activation ``activation`` and a linear last layer.
+    """A fully connected network with hidden activation ``activation`` and a linear last layer.
 
     ``params["W{l}"]`` has shape (sizes[l], sizes[l-1]) and ``params["b{l}"]`` shape (sizes[l],).
-    ``dropout`` is the probability of dropping each hidden unit during training (Chapter 4).
+    ``loss="xent"`` makes it a classifier of integer labels; ``loss="mse"`` a regressor of (B, n_L)
+    targets. ``dropout`` is the probability of dropping each hidden unit during training (Chapter 4).
     """
 
     def __init__(self, sizes, activation="sigmoid", seed=0, dtype=np.float64, backend=DEFAULT,
-                 init="auto", dropout=0.0):
+                 init="auto", dropout=0.0, loss="xent"):
         sizes = tuple(sizes)
         if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
             raise ValueError(f"sizes: expected at least two positive integers, got {sizes!r}")
@@ -95,6 +110,7 @@ class MLP:
         check_choice(self.dtype, "dtype", (np.dtype(np.float32), np.dtype(np.float64)))
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        self.loss_name = check_choice(loss, "loss", ("xent", "mse"))
         self.sizes, self.activation, self.dropout = sizes, activation, float(dropout)
         self.backend = check_backend(backend)
         self.rng = np.random.default_rng(seed)
@@ -138,8 +154,9 @@ class MLP:
         return softmax(self.logits(X, backend))
 
     def predict(self, X, backend=None):
-        """Predicted labels (B,)."""
-        return self.logits(X, backend).argmax(axis=1)
+        """Predicted labels (B,) for a classifier; the outputs (B, n_L) for a regressor."""
+        z = self.logits(X, backend)
+        return z.argmax(axis=1) if self.loss_name == "xent" else z
 
     def accuracy(self, X, y, batch_size=10_000):
         """Fraction of ``y`` predicted correctly, evaluated in chunks to bound memory."""
@@ -148,20 +165,25 @@ class MLP:
                    for i in range(0, len(y), batch_size))
         return hits / len(y)
 
+    def _check_y(self, y, B):
+        if self.loss_name == "xent":
+            return check_labels(y, "y", self.sizes[-1], B)
+        return check_array(y, "y", shape=(B, self.sizes[-1]), dtype=self.dtype)
+
     def loss(self, X, y):
-        """Mean softmax cross-entropy, without dropout."""
+        """The loss on (X, y) without dropout."""
         X = self._check_X(X)
-        y = check_labels(y, "y", self.sizes[-1], X.shape[0])
-        return float(-log_softmax(self.logits(X))[np.arange(len(y)), y].mean())
+        return float(output_delta(self.logits(X), self._check_y(y, X.shape[0]), self.loss_name)[0])
 
     def loss_and_grads(self, X, y, masks=None, backend=None, train=True):
-        """Mean softmax cross-entropy over the batch and its exact gradient, keyed like ``params``.
+        """The batch's loss and its exact gradient, keyed like ``params``.
 
-        X: (B, n_0); y: (B,) integer labels. With ``dropout > 0`` and ``train``, fresh masks are drawn
-        unless ``masks`` (one (B, n_l) array per hidden layer) is given.
+        X: (B, n_0); y: (B,) integer labels, or (B, n_L) targets when ``loss="mse"``. With
+        ``dropout > 0`` and ``train``, fresh masks are drawn unless ``masks`` (one (B, n_l) array per
+        hidden layer) is given.
         """
         X = self._check_X(X)
-        y = check_labels(y, "y", self.sizes[-1], X.shape[0])
+        y = self._check_y(y, X.shape[0])
         if masks is None and train:
             masks = self.dropout_masks(X.shape[0])
         if masks is not None:
@@ -173,9 +195,9 @@ class MLP:
         backend = check_backend(backend or self.backend)
         if backend == "numpy":
             return backward(self.params, forward(self.params, X, self.activation, masks), y,
-                            self.activation, masks)
-        Ws, bs = self._weights()
-        loss, gWs, gbs = self._kernels(backend).loss_and_grads((Ws, bs), X, y, masks, CODES[self.activation])
+                            self.activation, masks, self.loss_name)
+        loss, gWs, gbs = self._kernels(backend).loss_and_grads(
+            self._weights(), X, y, masks, CODES[self.activation], self.loss_name)
         grads = {}
         for l in range(1, self.n_layers + 1):
             grads[f"W{l}"], grads[f"b{l}"] = gWs[l - 1], gbs[l - 1]

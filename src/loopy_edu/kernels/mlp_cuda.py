@@ -49,6 +49,19 @@ def _softmax_xent(z, y, delta, losses):
 
 
 @cuda.jit
+def _mse(z, y, delta, losses):
+    # One thread per row: losses[i] = ½‖z_i − y_i‖², δ_i = (z_i − y_i) / B.
+    i = cuda.grid(1)
+    if i < z.shape[0]:
+        s = 0.0
+        for j in range(z.shape[1]):
+            r = z[i, j] - y[i, j]
+            s += r * r
+            delta[i, j] = r / z.shape[0]
+        losses[i] = 0.5 * s
+
+
+@cuda.jit
 def _weight_grads(delta, a_prev, gW, gb):
     # Thread (j, k) sums over the batch: gW[j, k] = Σ_i δ[i, j] a_prev[i, k]; column k = n_in is the bias.
     j, k = cuda.grid(2)
@@ -102,14 +115,15 @@ def logits(weights, X, code):
     return _forward(dWs, dbs, dX, dmasks, code)[-1].copy_to_host()
 
 
-def loss_and_grads(weights, X, y, masks, code):
+def loss_and_grads(weights, X, y, masks, code, loss):
     dWs, dbs, dX, dmasks = _to_device(weights, np.ascontiguousarray(X), masks)
     a = _forward(dWs, dbs, dX, dmasks, code)
     L, B = len(dWs), X.shape[0]
     delta = cuda.device_array_like(a[L])
     losses = cuda.device_array(B, dtype=X.dtype)
     blocks, threads = grid_1d(B)
-    _softmax_xent[blocks, threads](a[L], cuda.to_device(y), delta, losses)
+    head = _softmax_xent if loss == "xent" else _mse
+    head[blocks, threads](a[L], cuda.to_device(np.ascontiguousarray(y)), delta, losses)
     gWs, gbs = [None] * L, [None] * L
     for l in range(L - 1, -1, -1):
         gW = cuda.device_array_like(dWs[l])

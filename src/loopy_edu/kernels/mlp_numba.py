@@ -31,31 +31,43 @@ def _forward(Ws, bs, X, masks, code):
 
 
 @njit(cache=True)
-def _loss_and_grads(Ws, bs, X, y, masks, code):
-    L = len(Ws)
-    a = _forward(Ws, bs, X, masks, code)
-    zL = a[L]
-    B, K = zL.shape
-    delta = np.empty_like(zL)
+def _xent_head(z, y):
+    # Mean softmax cross-entropy of logits z (B, K) and labels y (B,); δ = (softmax(z) − onehot(y)) / B.
+    B, K = z.shape
+    delta = np.empty_like(z)
     loss = 0.0
     for i in range(B):
-        mx = zL[i, 0]
+        mx = z[i, 0]
         for j in range(1, K):
-            mx = max(mx, zL[i, j])
+            mx = max(mx, z[i, j])
         s = 0.0
         for j in range(K):
-            delta[i, j] = math.exp(zL[i, j] - mx)
+            delta[i, j] = math.exp(z[i, j] - mx)
             s += delta[i, j]
-        loss += math.log(s) + mx - zL[i, y[i]]
+        loss += math.log(s) + mx - z[i, y[i]]
         for j in range(K):
             delta[i, j] = delta[i, j] / s / B
         delta[i, y[i]] -= 1.0 / B
+    return loss / B, delta
+
+
+@njit(cache=True)
+def _mse_head(z, y):
+    # Σ ½‖z − y‖² / B and δ = (z − y) / B for targets y (B, K).
+    B = z.shape[0]
+    delta = (z - y) / B
+    return 0.5 * B * np.sum(delta * delta), delta
+
+
+@njit(cache=True)
+def _backward(Ws, a, delta, masks, code):
+    L = len(Ws)
     gWs = [np.dot(delta.T, a[L - 1])]
     gbs = [delta.sum(axis=0)]
     for l in range(L - 1, 0, -1):
         d = np.dot(delta, Ws[l])                       # ∂loss/∂a_l, (B, n_l)
         h, m = a[l], masks[l - 1]
-        for i in range(B):
+        for i in range(d.shape[0]):
             for j in range(d.shape[1]):
                 if m.shape[0] > 0:
                     if m[i, j] == 0.0:
@@ -69,7 +81,23 @@ def _loss_and_grads(Ws, bs, X, y, masks, code):
         gbs.append(delta.sum(axis=0))
     gWs.reverse()
     gbs.reverse()
-    return loss / B, gWs, gbs
+    return gWs, gbs
+
+
+@njit(cache=True)
+def _xent_loss_and_grads(Ws, bs, X, y, masks, code):
+    a = _forward(Ws, bs, X, masks, code)
+    loss, delta = _xent_head(a[-1], y)
+    gWs, gbs = _backward(Ws, a, delta, masks, code)
+    return loss, gWs, gbs
+
+
+@njit(cache=True)
+def _mse_loss_and_grads(Ws, bs, X, y, masks, code):
+    a = _forward(Ws, bs, X, masks, code)
+    loss, delta = _mse_head(a[-1], y)
+    gWs, gbs = _backward(Ws, a, delta, masks, code)
+    return loss, gWs, gbs
 
 
 def _masks(masks, Ws, dtype):
@@ -86,6 +114,7 @@ def logits(weights, X, code):
     return _forward(Ws, bs, np.ascontiguousarray(X), _masks(None, Ws, X.dtype), code)[-1]
 
 
-def loss_and_grads(weights, X, y, masks, code):
+def loss_and_grads(weights, X, y, masks, code, loss):
     Ws, bs = weights
-    return _loss_and_grads(Ws, bs, np.ascontiguousarray(X), y, _masks(masks, Ws, X.dtype), code)
+    fused = _xent_loss_and_grads if loss == "xent" else _mse_loss_and_grads
+    return fused(Ws, bs, np.ascontiguousarray(X), np.ascontiguousarray(y), _masks(masks, Ws, X.dtype), code)

@@ -116,6 +116,7 @@ class MLP:
         self.rng = np.random.default_rng(seed)
         if init == "auto":
             init = "he" if activation == "relu" else "glorot"
+        init_weight(1, 1, init, self.rng)  # validates init before any state is built
         self.params = {}
         for l in range(1, len(sizes)):
             scheme = init if l < len(sizes) - 1 or not isinstance(init, str) else "glorot"

@@ -1,0 +1,86 @@
+"""Optimizers (Chapter 4): each rule against its closed form, backends agree, bad inputs."""
+import numpy as np
+import pytest
+
+from loopy_edu.optim import SGD, Adam, Momentum, make_optimizer
+
+BACKENDS = ["numpy", "numba", "cuda"]
+
+
+def _params(rng):
+    return {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(3)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sgd_step(backend):
+    p = _params(np.random.default_rng(0))
+    start = {k: v.copy() for k, v in p.items()}
+    g = {k: np.full_like(v, 2.0) for k, v in p.items()}
+    SGD(0.25, backend=backend).step(p, g)
+    for k in p:
+        np.testing.assert_allclose(p[k], start[k] - 0.5, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_under_a_constant_gradient(backend, nesterov):
+    """With g constant, v_t = −η g (1 − βᵗ)/(1 − β): the step grows towards η g/(1 − β)."""
+    lr, beta, steps = 0.1, 0.9, 5
+    p = {"w": np.zeros(4)}
+    g = {"w": np.ones(4)}
+    opt = Momentum(lr, beta=beta, nesterov=nesterov, backend=backend)
+    for _ in range(steps):
+        opt.step(p, g)
+    v = [-lr * (1 - beta ** t) / (1 - beta) for t in range(1, steps + 1)]
+    expected = sum(beta * vt - lr for vt in v) if nesterov else sum(v)
+    np.testing.assert_allclose(p["w"], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adam_first_step_is_lr_times_sign(backend):
+    """After bias correction, Adam's first step is η g/(|g| + ε) ≈ η sign(g), whatever the scale of g."""
+    p = {"w": np.zeros(5)}
+    g = {"w": np.array([1e-3, -2.0, 50.0, -1e-2, 3.0])}
+    Adam(0.01, backend=backend).step(p, g)
+    np.testing.assert_allclose(p["w"], -0.01 * np.sign(g["w"]), rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_backends_agree_over_many_steps(name):
+    results = {}
+    for backend in BACKENDS:
+        rng = np.random.default_rng(1)
+        p = _params(rng)
+        opt = make_optimizer(name, lr=0.05, backend=backend)
+        for t in range(4):
+            opt.step(p, {k: np.sin(v * (t + 1)) for k, v in p.items()})
+        results[backend] = p
+    for backend in BACKENDS[1:]:
+        for k in results["numpy"]:
+            np.testing.assert_allclose(results[backend][k], results["numpy"][k], rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_minimises_a_quadratic(name):
+    target = np.array([1.0, -2.0, 3.0])
+    p = {"x": np.zeros(3)}
+    opt = make_optimizer(name, lr=0.1)
+    for _ in range(500):
+        opt.step(p, {"x": p["x"] - target})
+    np.testing.assert_allclose(p["x"], target, atol=1e-3)
+
+
+def test_bad_inputs():
+    p = {"W": np.zeros((2, 2))}
+    with pytest.raises(ValueError, match="lr: expected a positive finite number, got -1"):
+        SGD(-1)
+    with pytest.raises(ValueError, match="beta: expected a value in"):
+        Momentum(0.1, beta=1.0)
+    with pytest.raises(ValueError, match="grads: expected the same keys"):
+        SGD(0.1).step(p, {"V": np.zeros((2, 2))})
+    with pytest.raises(ValueError, match=r"grads\['W'\]: expected shape \(2, 2\), got \(2,\)"):
+        SGD(0.1).step(p, {"W": np.zeros(2)})
+    with pytest.raises(ValueError, match="optimizer: expected one of"):
+        make_optimizer("rmsprop", lr=0.1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        SGD(0.1).step({"W": np.zeros((4, 4))[:, ::2]}, {"W": np.zeros((4, 2))})

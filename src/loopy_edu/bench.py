@@ -91,19 +91,29 @@ def bench_mlp(seconds=1.0, dtype=np.float64, batches=(1, 32, 256)):
     return title + "\n" + _table(header, rows)
 
 
-def bench_memory(epochs=1, batch_size=32):
-    """Peak resident memory of loading MNIST and training the seed network on it."""
+def bench_memory(epochs=1, batch_size=32, **_):
+    """Peak resident memory of loading MNIST and training the seed network on it.
+
+    When only the offline fallback is available, the run uses random images of full MNIST's size
+    (60,000 × 784 float32) instead, so the figure still bounds what full MNIST needs.
+    """
     from .data import load_mnist
     from .mlp import MLP
     from .optim import SGD
     from .train import train
     d = load_mnist()
+    if d.fallback:
+        rng = np.random.default_rng(0)
+        X, y = rng.random((60_000, 784), dtype=np.float32), rng.integers(0, 10, 60_000)
+        what = "random images of full MNIST's size (the real training set is not on this machine)"
+    else:
+        X, y, what = d.x_train, d.y_train, d.source
     model = MLP(SEED_NET, seed=0)
-    train(model, d.x_train, d.y_train, SGD(0.5), epochs=epochs, batch_size=batch_size,
-          X_test=d.x_test, y_test=d.y_test, progress=False)
+    train(model, X, y, SGD(0.5), epochs=epochs, batch_size=batch_size, X_test=d.x_test, y_test=d.y_test,
+          progress=False)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    return (f"training {'-'.join(map(str, SEED_NET))} on {d.source} ({len(d.y_train):,} examples, "
-            f"{epochs} epoch(s)): peak resident memory {peak_mib:,.0f} MiB")
+    return (f"training {'-'.join(map(str, SEED_NET))} for {epochs} epoch(s) on {len(y):,} {what}: "
+            f"peak resident memory {peak_mib:,.0f} MiB")
 
 
 BENCHES = {"mlp": bench_mlp, "memory": bench_memory}
@@ -116,10 +126,7 @@ def main(argv=None):
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     args = parser.parse_args(argv)
     for name in sorted(BENCHES) if args.name == "all" else [args.name]:
-        if name == "memory":
-            print(bench_memory())
-        else:
-            print(BENCHES[name](seconds=args.seconds, dtype=np.dtype(args.dtype).type))
+        print(BENCHES[name](seconds=args.seconds, dtype=np.dtype(args.dtype).type))
         print()
         sys.stdout.flush()
 

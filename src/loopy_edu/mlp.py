@@ -205,17 +205,18 @@ class MLP:
         return float(loss), grads
 
     def _weights(self):
-        L = self.n_layers
-        for l in range(1, L + 1):
-            for k, shape in ((f"W{l}", (self.sizes[l], self.sizes[l - 1])), (f"b{l}", (self.sizes[l],))):
+        """The weights as the compiled kernels want them: tuples of contiguous arrays (Ws, bs)."""
+        Ws, bs = [], []
+        for l in range(1, self.n_layers + 1):
+            for k, shape, out in ((f"W{l}", (self.sizes[l], self.sizes[l - 1]), Ws),
+                                  (f"b{l}", (self.sizes[l],), bs)):
                 p = self.params.get(k)
-                if not isinstance(p, np.ndarray) or p.shape != shape or p.dtype != self.dtype:
+                if getattr(p, "shape", None) != shape or getattr(p, "dtype", None) != self.dtype:
                     got = getattr(p, "shape", type(p).__name__)
                     raise ValueError(f"params[{k!r}]: expected a {self.dtype.name} array of shape {shape}, "
                                      f"got {got}")
-        Ws = tuple(np.ascontiguousarray(self.params[f"W{l}"]) for l in range(1, L + 1))
-        bs = tuple(np.ascontiguousarray(self.params[f"b{l}"]) for l in range(1, L + 1))
-        return Ws, bs
+                out.append(p if p.flags.c_contiguous else np.ascontiguousarray(p))
+        return tuple(Ws), tuple(bs)
 
     @staticmethod
     def _kernels(backend):

@@ -20,11 +20,12 @@ class Optimizer:
         self.backend = check_backend(backend)
         self.t = 0
         self.state = {}
+        self._flat_state = None
+        self._kernels = None
 
     def step(self, params, grads):
         """Apply one update to every array of ``params`` in place."""
-        missing = set(params) ^ set(grads)
-        if missing:
+        if params.keys() != grads.keys():
             raise ValueError(f"grads: expected the same keys as params {sorted(params)}, "
                              f"got {sorted(grads)}")
         for k, p in params.items():
@@ -32,6 +33,7 @@ class Optimizer:
                 raise ValueError(f"grads[{k!r}]: expected shape {p.shape}, got {grads[k].shape}")
             if k not in self.state:
                 self.state[k] = tuple(np.zeros_like(p) for _ in self.slots)
+                self._flat_state = None
         self.t += 1
         if self.backend == "numpy":
             for k, p in params.items():
@@ -40,18 +42,21 @@ class Optimizer:
             self._step_fused(params, grads)
 
     def _step_fused(self, params, grads):
-        from .kernels import optim_cuda, optim_numba
-        kernels = optim_numba if self.backend == "numba" else optim_cuda
-        keys = list(params)
-        for k in keys:
-            if not params[k].flags.c_contiguous:
+        if self._kernels is None:
+            from .kernels import optim_cuda, optim_numba
+            self._kernels = optim_numba if self.backend == "numba" else optim_cuda
+        if self._flat_state is None:
+            # One flat view per state array, made once: the kernels update them, and so the state.
+            self._flat_state = [tuple(self.state[k][s].reshape(-1) for k in params)
+                                for s in range(len(self.slots))]
+        ps, gs = [], []
+        for k, p in params.items():
+            if not p.flags.c_contiguous:
                 raise ValueError(f"params[{k!r}]: the {self.backend} optimizer updates in place and needs a "
                                  "C-contiguous array; use np.ascontiguousarray when assigning it")
-        flat = lambda arrays: tuple(a.reshape(-1) for a in arrays)  # views, so updates land in params
-        ps = flat(params[k] for k in keys)
-        gs = flat(np.ascontiguousarray(grads[k], dtype=params[k].dtype) for k in keys)
-        states = [flat(self.state[k][s] for k in keys) for s in range(len(self.slots))]
-        kernels.step(type(self).__name__, ps, gs, states, self.hyper())
+            ps.append(p.reshape(-1))  # a view, so the update lands in params
+            gs.append(np.ascontiguousarray(grads[k], dtype=p.dtype).reshape(-1))
+        self._kernels.step(type(self).__name__, tuple(ps), tuple(gs), self._flat_state, self.hyper())
 
     def hyper(self):
         """The rule's scalar hyper-parameters for this step, as a tuple of floats."""

@@ -1,0 +1,67 @@
+"""The book's structure: every chapter has its lab and its parts, and labs are committed without outputs.
+
+Executing the pages is the book build's job (`make test` builds with --warningiserror, which runs every
+chapter and lab from a fresh kernel); these checks catch what a build would not.
+"""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _toc_files(node):
+    if isinstance(node, dict):
+        if "file" in node:
+            yield node["file"]
+        for value in node.values():
+            yield from _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _toc_files(item)
+
+
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+FILES = [TOC["root"]] + list(_toc_files(TOC["parts"]))
+CHAPTERS = [f for f in FILES if re.match(r"book/\d\d_", f)]
+LABS = [f for f in FILES if f.startswith("notebooks/")]
+
+
+def test_every_toc_entry_exists():
+    for f in FILES:
+        assert (ROOT / f).with_suffix(".md").exists() or (ROOT / f).with_suffix(".ipynb").exists(), f
+
+
+def test_every_chapter_has_a_lab():
+    assert len(CHAPTERS) >= 4
+    for chapter in CHAPTERS:
+        stem = Path(chapter).name
+        assert f"notebooks/{stem}_lab" in LABS, f"{chapter} has no lab in _toc.yml"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_has_its_parts(chapter):
+    text = (ROOT / chapter).with_suffix(".md").read_text()
+    assert text.startswith("---\njupytext:"), "chapters are MyST notebooks with the jupytext header"
+    assert re.search(r"objectives", text, re.I) and re.search(r"estimated time|minutes", text, re.I)
+    assert ":pyobject:" in text, "chapters show the library's code with literalinclude :pyobject:"
+    assert "{exercise}" in text and "{solution}" in text and ":class: dropdown" in text
+    assert "{cite" in text
+    for path, obj in re.findall(r"```\{literalinclude\} (\S+)\n(?::[^\n]*\n)*?:pyobject: (\S+)", text):
+        source = ((ROOT / chapter).parent / path).resolve()
+        assert source.exists(), path
+        name = obj.split(".")[-1]
+        assert re.search(rf"^\s*(def|class) {re.escape(name)}\b", source.read_text(), re.M), (path, obj)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_lab_is_committed_without_outputs(lab):
+    nb = json.loads((ROOT / lab).with_suffix(".ipynb").read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code, "a lab has code"
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code)
+    assert any("ipywidgets" in "".join(c["source"]) for c in code), "a lab is interactive"

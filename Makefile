@@ -11,7 +11,6 @@ export LOOPY_EDU_DATA ?= $(abspath ../shared/data)
 endif
 # CUDA kernels run on a real GPU when there is one, otherwise in Numba's CUDA simulator.
 export NUMBA_ENABLE_CUDASIM ?= $(if $(shell nvidia-smi -L 2>/dev/null),0,1)
-export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
 .PHONY: book test unit book-strict bench clean

@@ -12,6 +12,8 @@ endif
 # CUDA kernels run on a real GPU when there is one, otherwise in Numba's CUDA simulator.
 export NUMBA_ENABLE_CUDASIM ?= $(if $(shell nvidia-smi -L 2>/dev/null),0,1)
 export PYTHONHASHSEED ?= 0
+# The book's matrices are small: one BLAS thread per process avoids oversubscribing a 2-core machine.
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: book test unit book-strict bench clean
 

@@ -53,3 +53,12 @@ def test_refuses_float32():
     from loopy_edu.mlp import MLP
     with pytest.raises(ValueError, match="float64"):
         check_grads(MLP([3, 2], dtype=np.float32), np.zeros((1, 3)), np.zeros(1, int))
+
+
+def test_works_on_a_fortran_ordered_parameter():
+    """A reshaped view of a non-contiguous array would be a copy; the probes must still reach the model."""
+    from loopy_edu.mlp import MLP
+    m = MLP([4, 3, 2], seed=0, backend="numpy")
+    m.params["W1"] = np.asfortranarray(m.params["W1"])
+    X, y = np.random.default_rng(0).standard_normal((5, 4)), np.array([0, 1, 1, 0, 1])
+    assert max(check_grads(m, X, y).values()) < 1e-7

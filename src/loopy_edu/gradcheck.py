@@ -17,17 +17,17 @@ def numerical_grad(f, p, index=None, eps=1e-6):
     """Central differences (f(p + ε e_i) − f(p − ε e_i)) / 2ε of a scalar ``f()`` with respect to the
     array ``p``, which ``f`` reads and this function perturbs in place and restores. ``index`` (a list of
     flat indices) limits the check to some entries; the others are NaN."""
-    flat = p.reshape(-1)  # a view: perturbing it perturbs the model
-    g = np.full(flat.shape, np.nan)
-    for i in range(flat.size) if index is None else index:
-        old = flat[i]
-        flat[i] = old + eps
+    g = np.full(p.shape, np.nan)
+    for i in range(p.size) if index is None else index:
+        ix = np.unravel_index(i, p.shape)  # works for any memory layout, unlike a reshaped view
+        old = p[ix]
+        p[ix] = old + eps
         f_plus = f()
-        flat[i] = old - eps
+        p[ix] = old - eps
         f_minus = f()
-        flat[i] = old
-        g[i] = (f_plus - f_minus) / (2 * eps)
-    return g.reshape(p.shape)
+        p[ix] = old
+        g[ix] = (f_plus - f_minus) / (2 * eps)
+    return g
 
 
 def check_grads(model, *args, eps=1e-6, max_entries=50, seed=0, **kwargs):

@@ -26,7 +26,7 @@ def init_weight(fan_out, fan_in, scheme, rng, dtype=np.float64):
     elif isinstance(scheme, (int, float)) and not isinstance(scheme, bool) and scheme >= 0:
         std = float(scheme)
     else:
-        raise ValueError(f"init: expected 'glorot', 'he', 'auto' or a non-negative std, got {scheme!r}")
+        raise ValueError(f"init: expected 'glorot', 'he' or a non-negative std, got {scheme!r}")
     return (std * rng.standard_normal((fan_out, fan_in))).astype(dtype)
 
 
@@ -116,7 +116,9 @@ class MLP:
         self.rng = np.random.default_rng(seed)
         if init == "auto":
             init = "he" if activation == "relu" else "glorot"
-        init_weight(1, 1, init, self.rng)  # validates init before any state is built
+        if not (isinstance(init, str) and init in ("glorot", "he")) and not (
+                isinstance(init, (int, float)) and not isinstance(init, bool) and init >= 0):
+            raise ValueError(f"init: expected 'auto', 'glorot', 'he' or a non-negative std, got {init!r}")
         self.params = {}
         for l in range(1, len(sizes)):
             scheme = init if l < len(sizes) - 1 or not isinstance(init, str) else "glorot"

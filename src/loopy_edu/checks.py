@@ -23,7 +23,7 @@ def check_array(x, name, ndim=None, shape=None, dtype=None):
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
     if shape is not None:
         if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
-            want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
+            want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
             raise ValueError(f"{name}: expected shape {want}, got {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")

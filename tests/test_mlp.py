@@ -32,6 +32,7 @@ def test_param_shapes_and_init():
     assert big.std() == pytest.approx(math.sqrt(2 / 700), rel=0.02)          # Glorot
     assert MLP([4, 3], seed=1).params["W1"].tolist() == MLP([4, 3], seed=1).params["W1"].tolist()
     assert MLP([4, 3], dtype=np.float32).params["W1"].dtype == np.float32
+    assert MLP([400, 300, 2], init=np.float32(0.1)).params["W2"].std() == pytest.approx(0.1, rel=0.1)
 
 
 def test_forward_and_loss_match_the_definition():

@@ -21,6 +21,7 @@ def test_learns_separable_blobs_and_records_history():
     h = train(m, X[:500], y[:500], Adam(0.02), epochs=4, batch_size=25, X_test=X[500:], y_test=y[500:],
               progress=False)
     assert len(h.loss) == 4 * 20 and len(h.epoch_loss) == len(h.test_acc) == len(h.seconds) == 4
+    assert h.test_loss[-1] == pytest.approx(m.loss(X[500:], y[500:]))
     assert h.test_acc[-1] > 0.97 > before
     assert h.epoch_loss[-1] < h.epoch_loss[0]
 
@@ -33,8 +34,9 @@ def test_same_seed_same_run():
 
 def test_divergence_raises_with_a_hint():
     X, y = _blobs()
-    with pytest.raises(FloatingPointError, match="learning rate 1e\\+06.*smaller learning rate"):
+    with pytest.raises(FloatingPointError, match="learning rate 1e\\+06.*smaller learning rate") as err:
         train(MLP([2, 8, 3], activation="relu"), 100 * X, y, SGD(1e6), epochs=3, progress=False)
+    assert len(err.value.history.loss) >= 1 and np.isfinite(err.value.history.loss).all()
 
 
 def test_custom_grad_fn_and_callback():

@@ -12,21 +12,26 @@ from .backend import DEFAULT, check_backend
 from .checks import check_array, check_choice, check_labels
 
 
-def init_weight(fan_out, fan_in, scheme, rng, dtype=np.float64):
-    """A weight matrix (fan_out, fan_in) drawn from N(0, std²), with std set by ``scheme`` (Chapter 4).
+def init_std(scheme, fan_in, fan_out):
+    """The std of a layer's initial weights under ``scheme`` (Chapter 4).
 
-    ``"glorot"``: std = √(2 / (fan_in + fan_out)), which keeps sigmoid and tanh units near their linear
-    range. ``"he"``: std = √(2 / fan_in), which makes up for ReLU zeroing half its inputs. A float is
-    used as the std itself, to show what a badly chosen scale does.
+    ``"glorot"``: √(2 / (fan_in + fan_out)), which keeps sigmoid and tanh units near their linear range.
+    ``"he"``: √(2 / fan_in), which makes up for ReLU zeroing half its inputs. A number is used as the std
+    itself, to show what a badly chosen scale does.
     """
-    if scheme == "glorot":
-        std = np.sqrt(2.0 / (fan_in + fan_out))
-    elif scheme == "he":
-        std = np.sqrt(2.0 / fan_in)
-    elif isinstance(scheme, (int, float)) and not isinstance(scheme, bool) and scheme >= 0:
-        std = float(scheme)
-    else:
-        raise ValueError(f"init: expected 'glorot', 'he' or a non-negative std, got {scheme!r}")
+    if isinstance(scheme, str) and scheme == "glorot":
+        return np.sqrt(2.0 / (fan_in + fan_out))
+    if isinstance(scheme, str) and scheme == "he":
+        return np.sqrt(2.0 / fan_in)
+    if isinstance(scheme, (int, float, np.integer, np.floating)) and not isinstance(scheme, bool) \
+            and np.isfinite(scheme) and scheme >= 0:
+        return float(scheme)
+    raise ValueError(f"init: expected 'glorot', 'he' or a non-negative std, got {scheme!r}")
+
+
+def init_weight(fan_out, fan_in, scheme, rng, dtype=np.float64):
+    """A weight matrix (fan_out, fan_in) drawn from N(0, std²) with std = :func:`init_std` (Chapter 4)."""
+    std = init_std(scheme, fan_in, fan_out)
     return (std * rng.standard_normal((fan_out, fan_in))).astype(dtype)
 
 
@@ -98,6 +103,9 @@ class MLP:
     ``params["W{l}"]`` has shape (sizes[l], sizes[l-1]) and ``params["b{l}"]`` shape (sizes[l],).
     ``loss="xent"`` makes it a classifier of integer labels; ``loss="mse"`` a regressor of (B, n_L)
     targets. ``dropout`` is the probability of dropping each hidden unit during training (Chapter 4).
+    ``init``: ``"auto"`` (He for ReLU, Glorot otherwise), ``"glorot"``, ``"he"`` or a std. A named
+    scheme applies to the hidden layers and the linear output layer always gets Glorot; a std applies
+    to every layer. Biases start at zero.
     """
 
     def __init__(self, sizes, activation="sigmoid", seed=0, dtype=np.float64, backend=DEFAULT,
@@ -116,9 +124,7 @@ class MLP:
         self.rng = np.random.default_rng(seed)
         if init == "auto":
             init = "he" if activation == "relu" else "glorot"
-        if not (isinstance(init, str) and init in ("glorot", "he")) and not (
-                isinstance(init, (int, float)) and not isinstance(init, bool) and init >= 0):
-            raise ValueError(f"init: expected 'auto', 'glorot', 'he' or a non-negative std, got {init!r}")
+        init_std(init, 1, 1)  # validate before any state is built
         self.params = {}
         for l in range(1, len(sizes)):
             scheme = init if l < len(sizes) - 1 or not isinstance(init, str) else "glorot"

@@ -19,6 +19,7 @@ class History:
     epoch_loss: list = field(default_factory=list)    # mean mini-batch loss of each epoch
     train_acc: list = field(default_factory=list)     # accuracy on the training set after each epoch
     test_acc: list = field(default_factory=list)      # accuracy on the test set after each epoch (if given)
+    test_loss: list = field(default_factory=list)     # loss on the test set after each epoch (if given)
     seconds: list = field(default_factory=list)       # wall time of each epoch's updates
 
     def as_arrays(self):
@@ -35,7 +36,8 @@ def train(model, X, y, optimizer, epochs=10, batch_size=32, X_test=None, y_test=
 
     X: (N, n_in); y: (N,). After each epoch, accuracy is measured on up to ``eval_size`` training
     examples and on the whole test set. ``callback(epoch, model, history)`` runs after each epoch. A
-    non-finite loss stops training with FloatingPointError.
+    non-finite loss stops training with FloatingPointError, whose ``history`` attribute keeps what was
+    recorded up to that step.
     """
     X = check_array(X, "X", ndim=2)
     y = np.asarray(y)
@@ -55,7 +57,11 @@ def train(model, X, y, optimizer, epochs=10, batch_size=32, X_test=None, y_test=
             for s in range(steps):
                 idx = order[s * batch_size:(s + 1) * batch_size]
                 loss, grads = grad_fn(model, X[idx], y[idx])
-                check_finite_loss(loss, len(hist.loss), getattr(optimizer, "lr", None))
+                try:
+                    check_finite_loss(loss, len(hist.loss), getattr(optimizer, "lr", None))
+                except FloatingPointError as err:
+                    err.history = hist
+                    raise
                 optimizer.step(model.params, grads)
                 hist.loss.append(loss)
                 total += loss
@@ -67,6 +73,7 @@ def train(model, X, y, optimizer, epochs=10, batch_size=32, X_test=None, y_test=
                 hist.train_acc.append(model.accuracy(X[sub], y[sub]))
             if X_test is not None:
                 hist.test_acc.append(model.accuracy(X_test, y_test))
+                hist.test_loss.append(model.loss(X_test, y_test))
             bar.set_postfix(loss=f"{hist.epoch_loss[-1]:.4f}",
                             **({"test_acc": f"{hist.test_acc[-1]:.4f}"} if hist.test_acc else {}))
             if callback is not None:

@@ -10,6 +10,7 @@ import math
 import numpy as np
 from numba import cuda, float64
 
+from .cuda_reduce import block_sum
 from .launch import BLOCK_1D, grid_2d
 
 CHECK_EVERY = 32
@@ -28,8 +29,8 @@ def _residuals(X, W, b, Y, R):
 
 @cuda.jit
 def _half_mean_square(R, losses, t):
-    # One block: each thread sums R² over a strided share of the entries, then the block halves the
-    # partial sums in shared memory until thread 0 holds the total (BLOCK_1D is a power of two).
+    # One block: each thread sums R² over a strided share of the entries, then the block adds the
+    # partial sums (BLOCK_1D is a power of two).
     part = cuda.shared.array(BLOCK_1D, float64)
     tid = cuda.threadIdx.x
     B, n_out = R.shape
@@ -38,15 +39,9 @@ def _half_mean_square(R, losses, t):
         r = R[e // n_out, e % n_out]
         s += r * r
     part[tid] = s
-    cuda.syncthreads()
-    stride = BLOCK_1D // 2
-    while stride > 0:
-        if tid < stride:
-            part[tid] += part[tid + stride]
-        cuda.syncthreads()
-        stride //= 2
+    total = block_sum(part, tid, BLOCK_1D)
     if tid == 0:
-        losses[t] = 0.5 * part[0] / B
+        losses[t] = 0.5 * total / B
 
 
 @cuda.jit

@@ -7,6 +7,7 @@ partial dot products in shared memory (a tree reduction), and meet at a barrier 
 import numpy as np
 from numba import cuda, float64
 
+from .cuda_reduce import block_sum
 from .launch import BLOCK_1D
 
 
@@ -25,23 +26,17 @@ def _epochs(w, b, X, y, orders, updated, ran):
             for j in range(t, n_in, T):        # this thread's share of w·x_i
                 s += X[i, j] * w[j]
             partial[t] = s
-            cuda.syncthreads()
-            stride = T // 2
-            while stride > 0:
-                if t < stride:
-                    partial[t] += partial[t + stride]
-                cuda.syncthreads()
-                stride //= 2
-            # partial[0] = w·x_i + b. Each thread updates only its own share of w and thread 0 alone
+            score = block_sum(partial, t, T)
+            # score = w·x_i + b. Each thread updates only its own share of w and thread 0 alone
             # touches b, so the update itself needs no barrier.
-            if y[i] * partial[0] <= 0:
+            if y[i] * score <= 0:
                 for j in range(t, n_in, T):
                     w[j] += y[i] * X[i, j]
                 if t == 0:
                     b[0] += y[i]
                     updated[e, k] = 1
                 mistakes += 1
-            cuda.syncthreads()                 # all have read partial[0] before the next sample writes it
+            cuda.syncthreads()                 # all have read the score before the next sample writes partial
         if mistakes == 0:
             n_run = e + 1
             break

@@ -154,9 +154,10 @@ class MLP:
         """Logits z_L (B, n_L) for inputs X (B, n_0), without dropout."""
         X = self._check_X(X)
         backend = check_backend(backend or self.backend)
+        weights = self._weights()
         if backend == "numpy":
             return forward(self.params, X, self.activation)[-1]
-        return self._kernels(backend).logits(self._weights(), X, CODES[self.activation])
+        return self._kernels(backend).logits(weights, X, CODES[self.activation])
 
     def predict_proba(self, X, backend=None):
         """Class probabilities (B, n_L)."""
@@ -202,11 +203,13 @@ class MLP:
             masks = [check_array(m, f"masks[{i}]", shape=(X.shape[0], n), dtype=self.dtype)
                      for i, (m, n) in enumerate(zip(masks, self.sizes[1:-1]))]
         backend = check_backend(backend or self.backend)
+        weights = self._weights()  # also validates params, whatever the backend
         if backend == "numpy":
-            return backward(self.params, forward(self.params, X, self.activation, masks), y,
-                            self.activation, masks, self.loss_name)
+            loss, grads = backward(self.params, forward(self.params, X, self.activation, masks), y,
+                                   self.activation, masks, self.loss_name)
+            return float(loss), grads
         loss, gWs, gbs = self._kernels(backend).loss_and_grads(
-            self._weights(), X, y, masks, CODES[self.activation], self.loss_name)
+            weights, X, y, masks, CODES[self.activation], self.loss_name)
         grads = {}
         for l in range(1, self.n_layers + 1):
             grads[f"W{l}"], grads[f"b{l}"] = gWs[l - 1], gbs[l - 1]

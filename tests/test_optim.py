@@ -84,3 +84,15 @@ def test_bad_inputs():
         make_optimizer("rmsprop", lr=0.1)
     with pytest.raises(ValueError, match="C-contiguous"):
         SGD(0.1).step({"W": np.zeros((4, 4))[:, ::2]}, {"W": np.zeros((4, 2))})
+
+
+@pytest.mark.parametrize("backend", ["numba", "cuda"])
+def test_subclasses_keep_their_rule(backend):
+    class MySGD(SGD):
+        pass
+
+    p, q = {"w": np.ones(3)}, {"w": np.ones(3)}
+    g = {"w": np.full(3, 2.0)}
+    MySGD(0.1, backend=backend).step(p, g)
+    SGD(0.1, backend="numpy").step(q, g)
+    np.testing.assert_array_equal(p["w"], q["w"])

@@ -62,5 +62,9 @@ def test_bad_arguments():
         train(m, X, y[:5], SGD(0.1), progress=False)
     with pytest.raises(ValueError, match="batch_size: expected a positive integer, got 0"):
         train(m, X, y, SGD(0.1), batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="X_test, y_test: expected both or neither"):
+        train(m, X, y, SGD(0.1), X_test=X, progress=False)
+    with pytest.raises(ValueError, match=r"y_test: expected shape \(10,\)"):
+        train(m, X, y, SGD(0.1), X_test=X, y_test=y[:3], progress=False)
     with pytest.raises(ValueError, match="epochs: expected a positive integer"):
         train(m, X, y, SGD(0.1), epochs=1.5, progress=False)

@@ -6,7 +6,7 @@ Each update rule is written once in NumPy (``_step_numpy``), which the chapter s
 import numpy as np
 
 from .backend import DEFAULT, check_backend
-from .checks import check_positive
+from .checks import check_choice, check_positive
 
 
 class Optimizer:
@@ -14,6 +14,8 @@ class Optimizer:
 
     #: names of the per-parameter state arrays, created as zeros on the first step
     slots = ()
+    #: which compiled kernel runs this rule; subclasses inherit their parent's
+    rule = None
 
     def __init__(self, lr, backend=DEFAULT):
         self.lr = check_positive(lr, "lr")
@@ -56,7 +58,7 @@ class Optimizer:
                                  "C-contiguous array; use np.ascontiguousarray when assigning it")
             ps.append(p.reshape(-1))  # a view, so the update lands in params
             gs.append(np.ascontiguousarray(grads[k], dtype=p.dtype).reshape(-1))
-        self._kernels.step(type(self).__name__, tuple(ps), tuple(gs), self._flat_state, self.hyper())
+        self._kernels.step(self.rule, tuple(ps), tuple(gs), self._flat_state, self.hyper())
 
     def hyper(self):
         """The rule's scalar hyper-parameters for this step, as a tuple of floats."""
@@ -65,6 +67,8 @@ class Optimizer:
 
 class SGD(Optimizer):
     """Plain gradient descent: θ ← θ − η g."""
+
+    rule = "sgd"
 
     def _step_numpy(self, p, g):
         p -= self.lr * g
@@ -75,6 +79,7 @@ class Momentum(Optimizer):
     θ ← θ + β v − η g (Sutskever et al. 2013)."""
 
     slots = ("v",)
+    rule = "momentum"
 
     def __init__(self, lr, beta=0.9, nesterov=False, backend=DEFAULT):
         super().__init__(lr, backend)
@@ -95,6 +100,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba 2015): bias-corrected running means of g and g² scale each coordinate's step."""
 
     slots = ("m", "v")
+    rule = "adam"
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, backend=DEFAULT):
         super().__init__(lr, backend)
@@ -122,5 +128,4 @@ OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
 
 def make_optimizer(name, **kwargs):
     """An optimizer by name: ``"sgd"``, ``"momentum"`` or ``"adam"``."""
-    from .checks import check_choice
     return OPTIMIZERS[check_choice(name, "optimizer", OPTIMIZERS)](**kwargs)

@@ -43,6 +43,10 @@ def train(model, X, y, optimizer, epochs=10, batch_size=32, X_test=None, y_test=
     y = np.asarray(y)
     if y.shape != (X.shape[0],):
         raise ValueError(f"y: expected shape ({X.shape[0]},) to match X, got {y.shape}")
+    if (X_test is None) != (y_test is None):
+        raise ValueError("X_test, y_test: expected both or neither, got only one")
+    if X_test is not None and np.shape(y_test) != (np.shape(X_test)[0],):
+        raise ValueError(f"y_test: expected shape ({np.shape(X_test)[0]},) to match X_test, got {np.shape(y_test)}")
     check_positive(epochs, "epochs", integer=True)
     check_positive(batch_size, "batch_size", integer=True)
     rng = np.random.default_rng(seed)

@@ -31,8 +31,8 @@ def _adam(p, g, m, v, lr, beta1, beta2, eps, c1, c2):
 
 
 def step(rule, ps, gs, states, hyper):
-    kernel = {"SGD": _sgd, "Momentum": _momentum, "Adam": _adam}[rule]
-    if rule == "Momentum":
+    kernel = {"sgd": _sgd, "momentum": _momentum, "adam": _adam}[rule]
+    if rule == "momentum":
         hyper = (hyper[0], hyper[1], hyper[2] != 0)
     for k, p in enumerate(ps):
         arrays = [cuda.to_device(p), cuda.to_device(gs[k])] + [cuda.to_device(s[k]) for s in states]

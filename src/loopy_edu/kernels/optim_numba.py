@@ -32,9 +32,9 @@ def _adam(ps, gs, ms, vs, lr, beta1, beta2, eps, c1, c2):
 
 
 def step(rule, ps, gs, states, hyper):
-    if rule == "SGD":
+    if rule == "sgd":
         _sgd(ps, gs, *hyper)
-    elif rule == "Momentum":
+    elif rule == "momentum":
         _momentum(ps, gs, states[0], hyper[0], hyper[1], hyper[2] != 0)
     else:
         _adam(ps, gs, states[0], states[1], *hyper)

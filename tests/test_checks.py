@@ -40,3 +40,16 @@ def test_backends():
     assert "numpy" in available_backends() and "numba" in available_backends()
     with pytest.raises(ValueError, match=r"backend: expected one of \['cuda', 'numba', 'numpy'\], got 'gpu'"):
         check_backend("gpu")
+
+
+def test_check_params():
+    from loopy_edu.checks import check_params
+    params = {"W": np.zeros((2, 3)), "b": np.zeros(2)}
+    W, b = check_params(params, {"W": (2, 3), "b": (2,)}, np.float64)
+    assert W is params["W"] and b is params["b"]
+    with pytest.raises(ValueError, match=r"params\['b'\]: expected a float64 array of shape \(3,\), got \(2,\)"):
+        check_params(params, {"W": (2, 3), "b": (3,)}, np.float64)
+    with pytest.raises(ValueError, match=r"params\['W'\]: expected a float32 array"):
+        check_params(params, {"W": (2, 3)}, np.float32)
+    with pytest.raises(ValueError, match=r"params\['V'\]: expected .* got NoneType"):
+        check_params(params, {"V": (1,)}, np.float64)

@@ -52,6 +52,20 @@ def check_labels(y, name, n_classes, n_samples=None):
     return arr.astype(np.int64, copy=False)
 
 
+def check_params(params, shapes, dtype):
+    """Check that ``params`` holds, for each ``name: shape`` of ``shapes``, an array of that shape and
+    ``dtype``; return the arrays in the order of ``shapes``. Models call this before using their params,
+    since a learner may have replaced one."""
+    out = []
+    for k, shape in shapes.items():
+        p = params.get(k)
+        if getattr(p, "shape", None) != shape or getattr(p, "dtype", None) != dtype:
+            got = getattr(p, "shape", type(p).__name__)
+            raise ValueError(f"params[{k!r}]: expected a {np.dtype(dtype).name} array of shape {shape}, got {got}")
+        out.append(p)
+    return out
+
+
 def check_positive(value, name, integer=False):
     """Check a strictly positive number (an int when ``integer``)."""
     ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))

@@ -7,7 +7,7 @@ squared error summed over outputs and averaged over the batch, L = (1/2B) Σ_i �
 import numpy as np
 
 from .backend import DEFAULT, check_backend
-from .checks import check_array, check_choice, check_finite_loss, check_positive
+from .checks import check_array, check_choice, check_finite_loss, check_params, check_positive
 
 
 class LinearRegression:
@@ -41,12 +41,7 @@ class LinearRegression:
         return check_array(Y, "Y", shape=(B, self.n_out), dtype=self.dtype)
 
     def _check_params(self):
-        for k, shape in (("W", (self.n_out, self.n_in)), ("b", (self.n_out,))):
-            p = self.params.get(k)
-            if not isinstance(p, np.ndarray) or p.shape != shape or p.dtype != self.dtype:
-                got = getattr(p, "shape", type(p).__name__)
-                raise ValueError(f"params[{k!r}]: expected a {self.dtype.name} array of shape {shape}, "
-                                 f"got {got}")
+        return check_params(self.params, {"W": (self.n_out, self.n_in), "b": (self.n_out,)}, self.dtype)
 
     def predict(self, X):
         """The predictions Ŷ = X Wᵀ + b (B, n_out) for inputs X (B, n_in)."""

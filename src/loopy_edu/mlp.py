@@ -9,7 +9,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS, CODES, log_softmax, softmax
 from .backend import DEFAULT, check_backend
-from .checks import check_array, check_choice, check_labels
+from .checks import check_array, check_choice, check_labels, check_params
 
 
 def init_std(scheme, fan_in, fan_out):
@@ -217,17 +217,12 @@ class MLP:
 
     def _weights(self):
         """The weights as the compiled kernels want them: tuples of contiguous arrays (Ws, bs)."""
-        Ws, bs = [], []
+        shapes = {}
         for l in range(1, self.n_layers + 1):
-            for k, shape, out in ((f"W{l}", (self.sizes[l], self.sizes[l - 1]), Ws),
-                                  (f"b{l}", (self.sizes[l],), bs)):
-                p = self.params.get(k)
-                if getattr(p, "shape", None) != shape or getattr(p, "dtype", None) != self.dtype:
-                    got = getattr(p, "shape", type(p).__name__)
-                    raise ValueError(f"params[{k!r}]: expected a {self.dtype.name} array of shape {shape}, "
-                                     f"got {got}")
-                out.append(p if p.flags.c_contiguous else np.ascontiguousarray(p))
-        return tuple(Ws), tuple(bs)
+            shapes[f"W{l}"] = (self.sizes[l], self.sizes[l - 1])
+            shapes[f"b{l}"] = (self.sizes[l],)
+        ps = [np.ascontiguousarray(p) for p in check_params(self.params, shapes, self.dtype)]
+        return tuple(ps[0::2]), tuple(ps[1::2])
 
     @staticmethod
     def _kernels(backend):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import DEFAULT, check_backend
-from .checks import check_array, check_choice, check_positive
+from .checks import check_array, check_choice, check_params, check_positive
 
 # fit draws visit orders in chunks of epochs that double in size, so that an early stop wastes little,
 # capped at this many visits per chunk to bound memory.
@@ -103,15 +103,11 @@ class Perceptron:
         return check_array(X, "X", shape=(None, self.n_in), dtype=self.dtype)
 
     def _check_params(self):
-        for k, shape in (("w", (self.n_in,)), ("b", ())):
-            p = self.params.get(k)
-            if not isinstance(p, np.ndarray) or p.shape != shape or p.dtype != self.dtype:
-                got = getattr(p, "shape", type(p).__name__)
-                raise ValueError(f"params[{k!r}]: expected a {self.dtype.name} array of shape {shape}, "
-                                 f"got {got}")
+        w, b = check_params(self.params, {"w": (self.n_in,), "b": ()}, self.dtype)
+        for k, p in (("w", w), ("b", b)):
             if not np.all(np.isfinite(p)):
                 raise ValueError(f"params[{k!r}]: expected finite values, got {p}")
-        return self.params["w"], self.params["b"]
+        return w, b
 
     def decision_function(self, X):
         """The score w·x + b (B,) for inputs X (B, n_in); its sign is the prediction."""

@@ -96,3 +96,19 @@ def test_subclasses_keep_their_rule(backend):
     MySGD(0.1, backend=backend).step(p, g)
     SGD(0.1, backend="numpy").step(q, g)
     np.testing.assert_array_equal(p["w"], q["w"])
+
+
+@pytest.mark.parametrize("backend", ["numba", "cuda"])
+def test_state_follows_keys_not_their_order(backend):
+    """Momentum state belongs to a parameter's name, even when the dict comes in another order."""
+    rng = np.random.default_rng(3)
+    fused = _params(rng)
+    ref = {k: v.copy() for k, v in fused.items()}
+    opt, opt_ref = Momentum(0.1, backend=backend), Momentum(0.1, backend="numpy")
+    for t in range(3):
+        order = list(fused)[::-1] if t % 2 else list(fused)
+        g = {k: np.cos(ref[k] + t) for k in order}
+        opt.step({k: fused[k] for k in order}, g)
+        opt_ref.step(ref, {k: g[k] for k in ref})
+    for k in ref:
+        np.testing.assert_allclose(fused[k], ref[k], rtol=1e-13)

@@ -22,7 +22,7 @@ class Optimizer:
         self.backend = check_backend(backend)
         self.t = 0
         self.state = {}
-        self._flat_state = None
+        self._flat_state, self._flat_keys = None, None
         self._kernels = None
 
     def step(self, params, grads):
@@ -35,7 +35,6 @@ class Optimizer:
                 raise ValueError(f"grads[{k!r}]: expected shape {p.shape}, got {grads[k].shape}")
             if k not in self.state:
                 self.state[k] = tuple(np.zeros_like(p) for _ in self.slots)
-                self._flat_state = None
         self.t += 1
         if self.backend == "numpy":
             for k, p in params.items():
@@ -47,8 +46,11 @@ class Optimizer:
         if self._kernels is None:
             from .kernels import optim_cuda, optim_numba
             self._kernels = optim_numba if self.backend == "numba" else optim_cuda
-        if self._flat_state is None:
-            # One flat view per state array, made once: the kernels update them, and so the state.
+        keys = tuple(params)
+        if self._flat_keys != keys:
+            # Flat views of the state in the order of params' keys, remade only when that order or the
+            # set of keys changes: the kernels update the views, and so the state.
+            self._flat_keys = keys
             self._flat_state = [tuple(self.state[k][s].reshape(-1) for k in params)
                                 for s in range(len(self.slots))]
         ps, gs = [], []

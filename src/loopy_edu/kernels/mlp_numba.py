@@ -84,6 +84,9 @@ def _backward(Ws, a, delta, masks, code):
     return gWs, gbs
 
 
+# One compiled driver per loss, rather than three calls from Python, so that the list of activations
+# never crosses into Python (boxing it costs more than a batch-1 step); Numba would type-check both
+# heads against one label type if a single driver branched on the loss.
 @njit(cache=True)
 def _xent_loss_and_grads(Ws, bs, X, y, masks, code):
     a = _forward(Ws, bs, X, masks, code)

@@ -1,5 +1,8 @@
 """The benchmark runs end to end and reports every backend and the ratios (speed itself is not tested)."""
-from loopy_edu.bench import bench_mlp, main
+import numpy as np
+import pytest
+
+from loopy_edu.bench import bench_mlp, bench_rnn, main, step_costs
 
 
 def test_bench_mlp_table():
@@ -14,3 +17,20 @@ def test_cli_rejects_unknown(capsys):
     import pytest
     with pytest.raises(SystemExit):
         main(["nope"])
+
+
+def test_bench_rnn_tables():
+    out = bench_rnn(seconds=0.005, T=5, N=4, batches=(1, 2), rtrl_sizes=(2, 4), lstm_H=3, lstm_T=4)
+    blocks = [b for b in out.split("\n\n") if "on the GPU" not in b.splitlines()[0]]   # CPU tables
+    assert blocks[0].startswith("BPTT") and blocks[1].startswith("LSTM") and blocks[2].startswith("RTRL")
+    for block in blocks[:2]:
+        assert [line.split()[0] for line in block.splitlines()[3:]] == ["1", "2"]
+    assert [line.split()[0] for line in blocks[2].splitlines()[3:5]] == ["2", "4"]
+    assert "log-log slopes" in blocks[2]
+
+
+def test_step_costs_fit_the_slopes():
+    costs = step_costs((2, 4, 8), seconds=0.005, T=5, fit_from=4)
+    assert costs["N"].tolist() == [2, 4, 8] and costs["rtrl"].shape == costs["bptt"].shape == (3,)
+    expected = np.polyfit(np.log([4, 8]), np.log(costs["rtrl"][1:]), 1)[0]
+    assert costs["slope"]["rtrl"] == pytest.approx(expected)

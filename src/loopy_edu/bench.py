@@ -1,7 +1,9 @@
-"""Side-by-side benchmarks: ``python -m loopy_edu.bench mlp`` (later parts add more).
+"""Side-by-side benchmarks: ``python -m loopy_edu.bench {mlp,memory,rnn,all}``.
 
 Speed is reported as throughput measured in one run on one machine, with ratios between backends, so the
-figures compare like with like. Correctness is the tests' job; nothing here asserts.
+figures compare like with like. Every CPU column uses one thread (run through ``make bench``, which sets
+``OPENBLAS_NUM_THREADS=1``; PyTorch is limited to one thread here). Correctness is the tests' job;
+nothing here asserts.
 """
 import argparse
 import resource
@@ -15,14 +17,33 @@ from .backend import cuda_available, simulated
 SEED_NET = (784, 20, 20, 20, 10)   # the network of Chapter 3
 
 
-def _rate(step, batch, seconds):
-    """Samples per second of ``step()``, after a warm-up call (compilation, caches)."""
+def _per_call(step, seconds):
+    """Seconds per call of ``step()``, after a warm-up call (compilation, caches)."""
     step()
     n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    while time.perf_counter() - t0 < seconds or n == 0:
         step()
         n += 1
-    return n * batch / (time.perf_counter() - t0)
+    return (time.perf_counter() - t0) / n
+
+
+def _rate(step, batch, seconds):
+    """Samples per second of ``step()``."""
+    return batch / _per_call(step, seconds)
+
+
+def _torch():
+    """PyTorch limited to one thread, or None when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    return torch
+
+
+def _gpu_backends():
+    return ["cuda"] if cuda_available() and not simulated() else []
 
 
 def _loopy_step(backend, X, y, dtype):
@@ -65,12 +86,8 @@ def _table(header, rows):
 
 def bench_mlp(seconds=1.0, dtype=np.float64, batches=(1, 32, 256)):
     """Training throughput (samples/s: forward, backward, SGD step) of the seed network per backend."""
-    try:
-        import torch  # noqa: F401
-        have_torch = True
-    except ImportError:
-        have_torch = False
-    backends = ["numpy", "numba"] + (["cuda"] if cuda_available() and not simulated() else [])
+    have_torch = _torch() is not None
+    backends = ["numpy", "numba"] + _gpu_backends()
     header = ["batch"] + backends + (["torch-cpu"] if have_torch else []) + ["numba/numpy"] \
         + (["numba/torch"] if have_torch else [])
     rows = []
@@ -116,7 +133,133 @@ def bench_memory(epochs=1, batch_size=32, **_):
             f"peak resident memory {peak_mib:,.0f} MiB")
 
 
-BENCHES = {"mlp": bench_mlp, "memory": bench_memory}
+RNN_IO = 8   # inputs and outputs of the benchmarked recurrent networks
+
+
+def _sequence(T, B, n_in, n_out, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((T, B, n_in)).astype(dtype), rng.standard_normal((T, B, n_out)).astype(dtype))
+
+
+def _grad_call(model, fn, backend, xs, targets):
+    return lambda: fn(model, xs, targets, "mse", None, backend=backend)
+
+
+def _torch_seq_step(torch, kind, n_hidden, xs, targets):
+    """One forward + backward of torch.nn.RNN (tanh) or torch.nn.LSTM with a linear readout and the
+    masked-MSE loss of :mod:`loopy_edu.readout` (all-ones mask)."""
+    cell = torch.nn.RNN if kind == "rnn" else torch.nn.LSTM
+    tdtype = torch.float64 if xs.dtype == np.float64 else torch.float32
+    net = cell(xs.shape[-1], n_hidden).to(tdtype)
+    head = torch.nn.Linear(n_hidden, targets.shape[-1]).to(tdtype)
+    tx, tt = torch.from_numpy(xs), torch.from_numpy(targets)
+
+    def step():
+        net.zero_grad()
+        head.zero_grad()
+        y = head(net(tx)[0])
+        (0.5 * ((y - tt) ** 2).sum() / xs.shape[1]).backward()
+    return step
+
+
+def matmul_peak(seconds=1.0, dtype=np.float64, n=1024):
+    """GFLOP/s of an n × n matrix product through NumPy's BLAS: the machine's reference peak."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+    return 2 * n ** 3 / _per_call(lambda: a @ a, seconds) / 1e9
+
+
+def step_costs(Ns=(8, 16, 32, 64), seconds=0.2, backend="numba", T=200, dtype=np.float64, fit_from=32):
+    """Seconds per time step of BPTT (over T steps) and of RTRL, batch 1, for each N (Chapter 6), and
+    the slopes of straight-line fits to log cost against log N over N ≥ ``fit_from`` (below it, fixed
+    per-step overheads hide the leading power; with fewer than two such N, all are fitted)."""
+    from .bptt import bptt
+    from .rnn import RNN
+    from .rtrl import rtrl
+    out = {"N": np.array(Ns), "bptt": [], "rtrl": []}
+    for N in Ns:
+        model = RNN(RNN_IO, N, RNN_IO, dtype=dtype, backend=backend)
+        xs, targets = _sequence(T, 1, RNN_IO, RNN_IO, dtype)
+        out["bptt"].append(_per_call(_grad_call(model, bptt, backend, xs, targets), seconds) / T)
+        # RTRL's cost per step does not depend on T: a short sequence keeps the N = 128 cell quick.
+        short = 4
+        out["rtrl"].append(_per_call(_grad_call(model, rtrl, backend, xs[:short], targets[:short]), seconds)
+                           / short)
+    out["bptt"], out["rtrl"] = np.array(out["bptt"]), np.array(out["rtrl"])
+    fit = out["N"] >= fit_from if np.sum(out["N"] >= fit_from) >= 2 else np.ones(len(Ns), bool)
+    out["slope"] = {k: float(np.polyfit(np.log(out["N"][fit]), np.log(out[k][fit]), 1)[0])
+                    for k in ("bptt", "rtrl")}
+    return out
+
+
+def _rtrl_flops(N, n_in=RNN_IO):
+    """The dominant cost of one RTRL step, the (N, N) × (N, N·M) product: 2 N³ M flops."""
+    return 2.0 * N ** 3 * (N + n_in + 1)
+
+
+def bench_rnn(seconds=1.0, dtype=np.float64, T=200, N=32, batches=(1, 32), rtrl_sizes=(8, 16, 32, 64, 128),
+              lstm_H=64, lstm_T=100, gpu_batches=(256, 1024)):
+    """Part II: BPTT throughput, RTRL cost per step against N (slope, GFLOP/s, share of the matmul
+    peak), LSTM BPTT, each beside the NumPy reference and PyTorch CPU; CUDA rows on a real GPU."""
+    from .bptt import bptt
+    from .lstm import LSTM
+    from .rnn import RNN
+    from .rtrl import rtrl
+    torch = _torch()
+    gpu = _gpu_backends()
+    lstm_grads = lambda m, xs, tg, loss, mask, backend: m.loss_and_grads(xs, tg, loss, mask, backend=backend)
+    out = []
+    for title, make, fn, kind, H, steps in (
+            (f"BPTT, RNN N={N}, T={T}", lambda be: RNN(RNN_IO, N, RNN_IO, dtype=dtype, backend=be), bptt,
+             "rnn", N, T),
+            (f"LSTM BPTT, H={lstm_H}, T={lstm_T}", lambda be: LSTM(RNN_IO, lstm_H, RNN_IO, dtype=dtype, backend=be),
+             lstm_grads, "lstm", lstm_H, lstm_T)):
+        cols = ["numpy", "numba"] + (["torch-cpu"] if torch else [])
+        header = ["batch"] + cols + ["numba/numpy"] + (["numba/torch"] if torch else [])
+        rows = []
+        for B in batches:
+            xs, tg = _sequence(steps, B, RNN_IO, RNN_IO, dtype)
+            rate = {be: _rate(_grad_call(make(be), fn, be, xs, tg), B, seconds) for be in ("numpy", "numba")}
+            if torch:
+                rate["torch-cpu"] = _rate(_torch_seq_step(torch, kind, H, xs, tg), B, seconds)
+            rows.append([B] + [f"{rate[c]:,.1f}" for c in cols] + [f"{rate['numba'] / rate['numpy']:.2f}x"]
+                        + ([f"{rate['numba'] / rate['torch-cpu']:.2f}x"] if torch else []))
+        out.append(f"{title}: sequences/s (forward + backward, {np.dtype(dtype).name}, batch 1 and 32)\n"
+                   + _table(header, rows))
+        if gpu:
+            rows = []
+            for B in gpu_batches:
+                xs, tg = _sequence(steps, B, RNN_IO, RNN_IO, dtype)
+                rate = {be: _rate(_grad_call(make(be), fn, be, xs, tg), B, seconds) for be in ("numba", "cuda")}
+                rows.append([B, f"{rate['numba']:,.1f}", f"{rate['cuda']:,.1f}",
+                             f"{rate['cuda'] / rate['numba']:.2f}x"])
+            out.append(f"{title} on the GPU: sequences/s\n" + _table(["batch", "numba", "cuda", "cuda/numba"], rows))
+    peak = matmul_peak(seconds, dtype)
+    costs = {be: step_costs(rtrl_sizes, seconds, be, T, dtype) for be in ("numpy", "numba")}
+    rows = []
+    for i, n in enumerate(rtrl_sizes):
+        gflops = _rtrl_flops(n) / costs["numba"]["rtrl"][i] / 1e9
+        rows.append([n, f"{costs['numpy']['rtrl'][i] * 1e3:.3f}", f"{costs['numba']['rtrl'][i] * 1e3:.3f}",
+                     f"{costs['numba']['bptt'][i] * 1e6:.2f}", f"{gflops:.1f}", f"{100 * gflops / peak:.0f}%"])
+    slopes = ", ".join(f"{be} RTRL {costs[be]['slope']['rtrl']:.2f}" for be in costs) \
+        + f", numba BPTT {costs['numba']['slope']['bptt']:.2f}"
+    out.append(f"RTRL cost per step, batch 1 ({np.dtype(dtype).name}); matmul peak {peak:.1f} GFLOP/s "
+               f"(1024² product, one thread)\n"
+               + _table(["N", "numpy ms", "numba ms", "numba BPTT us", "numba GFLOP/s", "of peak"], rows)
+               + f"\nlog-log slopes (fitted over N >= 32): {slopes}")
+    if gpu:
+        rows = []
+        for n in (16, 32, 64):
+            xs, tg = _sequence(4, gpu_batches[0], RNN_IO, RNN_IO, dtype)
+            model = {be: RNN(RNN_IO, n, RNN_IO, dtype=dtype, backend=be) for be in ("numba", "cuda")}
+            t = {be: _per_call(_grad_call(model[be], rtrl, be, xs, tg), seconds) / 4 for be in model}
+            rows.append([n, f"{t['numba'] * 1e3:.2f}", f"{t['cuda'] * 1e3:.2f}", f"{t['numba'] / t['cuda']:.1f}x",
+                         f"{_rtrl_flops(n) * gpu_batches[0] / t['cuda'] / 1e9:.0f}"])
+        out.append(f"RTRL per step on the GPU, batch {gpu_batches[0]}\n"
+                   + _table(["N", "numba ms", "cuda ms", "cuda/numba", "cuda GFLOP/s"], rows))
+    return "\n\n".join(out)
+
+
+BENCHES = {"mlp": bench_mlp, "memory": bench_memory, "rnn": bench_rnn}
 
 
 def main(argv=None):

@@ -131,3 +131,20 @@ OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
 def make_optimizer(name, **kwargs):
     """An optimizer by name: ``"sgd"``, ``"momentum"`` or ``"adam"``."""
     return OPTIMIZERS[check_choice(name, "optimizer", OPTIMIZERS)](**kwargs)
+
+
+def grad_norm(grads):
+    """The joint L2 norm of every array in ``grads``."""
+    return float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
+
+
+def clip_grad_norm(grads, max_norm):
+    """Rescale every array of ``grads`` in place so that their joint L2 norm is at most ``max_norm``;
+    return the norm before clipping. Clipping keeps the direction of an exploding gradient and caps its
+    length (Pascanu et al. 2013, Chapter 5)."""
+    check_positive(max_norm, "max_norm")
+    norm = grad_norm(grads)
+    if norm > max_norm:
+        for g in grads.values():
+            g *= max_norm / norm
+    return norm

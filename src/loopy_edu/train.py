@@ -1,7 +1,10 @@
-"""Mini-batch training loops with progress bars and divergence checks (Chapters 3 and 4).
+"""Mini-batch training loops with progress bars and divergence checks (Chapters 3, 4 and 5).
 
 ``grad_fn(model, X_batch, y_batch) -> (loss, grads)`` is the learning rule; the default is the exact
-gradient ``model.loss_and_grads``. Later parts of the course pass other rules here unchanged.
+gradient ``model.loss_and_grads``. Later parts of the course pass other rules here unchanged. For
+recurrent networks, :func:`train_sequences` draws a fresh batch of sequences at every step and its
+``grad_fn(model, xs, targets, loss, mask)`` has the signature of :func:`loopy_edu.bptt.bptt` and
+:func:`loopy_edu.rtrl.rtrl`.
 """
 import time
 from dataclasses import dataclass, field
@@ -10,6 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checks import check_array, check_finite_loss, check_positive
+from .optim import clip_grad_norm, grad_norm
 
 
 @dataclass
@@ -21,6 +25,7 @@ class History:
     test_acc: list = field(default_factory=list)      # accuracy on the test set after each epoch (if given)
     test_loss: list = field(default_factory=list)     # loss on the test set after each epoch (if given)
     seconds: list = field(default_factory=list)       # wall time of each epoch's updates
+    grad_norm: list = field(default_factory=list)     # gradient norm at every step (sequence training)
 
     def as_arrays(self):
         return {k: np.asarray(v) for k, v in self.__dict__.items()}
@@ -82,6 +87,43 @@ def train(model, X, y, optimizer, epochs=10, batch_size=32, X_test=None, y_test=
                             **({"test_acc": f"{hist.test_acc[-1]:.4f}"} if hist.test_acc else {}))
             if callback is not None:
                 callback(epoch, model, hist)
+    finally:
+        bar.close()
+    return hist
+
+
+def _sequence_grads(model, xs, targets, loss, mask):
+    return model.loss_and_grads(xs, targets, loss=loss, mask=mask)
+
+
+def train_sequences(model, task_fn, optimizer, steps, clip=None, grad_fn=_sequence_grads, progress=True,
+                    callback=None):
+    """Train a recurrent ``model`` for ``steps`` updates, each on a fresh batch ``task_fn(step)`` (a
+    :class:`loopy_edu.tasks.Task`); return a History with the loss and the gradient norm of every step.
+
+    ``clip`` caps the gradient's norm (:func:`loopy_edu.optim.clip_grad_norm`); ``callback(step, model,
+    history)`` runs after each update. A non-finite loss raises FloatingPointError carrying ``history``.
+    """
+    check_positive(steps, "steps", integer=True)
+    hist = History()
+    bar = tqdm(range(steps), desc="training", unit="step", disable=not progress)
+    try:
+        for s in bar:
+            task = task_fn(s)
+            loss, grads = grad_fn(model, task.xs, task.targets, task.loss, task.mask)
+            try:
+                check_finite_loss(loss, s, getattr(optimizer, "lr", None))
+            except FloatingPointError as err:
+                err.history = hist
+                raise
+            norm = grad_norm(grads) if clip is None else clip_grad_norm(grads, clip)
+            optimizer.step(model.params, grads)
+            hist.loss.append(loss)
+            hist.grad_norm.append(norm)
+            if s % 10 == 0:
+                bar.set_postfix(loss=f"{loss:.4f}")
+            if callback is not None:
+                callback(s, model, hist)
     finally:
         bar.close()
     return hist

@@ -1,5 +1,11 @@
 """Launch geometry shared by the CUDA kernels."""
+from numba import config
+
 from ..backend import simulated
+
+# The course's networks are small, so many launches use fewer blocks than a GPU has multiprocessors;
+# Numba's under-utilization warning would fire on nearly every cell of a chapter run on a GPU.
+config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
 
 # The simulator runs every thread as a Python thread, so it gets small blocks; a GPU gets full warps.
 BLOCK_1D = 8 if simulated() else 256

@@ -1,0 +1,77 @@
+"""Numba CPU kernels for :mod:`loopy_edu.rnn` and :mod:`loopy_edu.bptt`.
+
+Only the recurrence is sequential: each step is one BLAS product with W_rec plus element-wise loops.
+Everything that sums over all steps at once (the input drive, the readout, the weight gradients) is a
+single BLAS product over the flattened (T·B) axis.
+"""
+import numpy as np
+from numba import njit
+
+from . import scalar
+from .readout_numba import readout, sequence_loss
+
+_act = njit(cache=True)(scalar.act)
+_act_grad = njit(cache=True)(scalar.act_grad)
+
+
+@njit(cache=True)
+def _matmul_t(A, B):
+    """Aᵀ B for 3-D arrays whose first two axes are flattened: A (T, B, m), B (T, B, n) → (m, n)."""
+    return np.dot(A.reshape(-1, A.shape[-1]).T, B.reshape(-1, B.shape[-1]))
+
+
+@njit(cache=True)
+def forward(W_in, W_rec, b_rec, xs, alpha, code):
+    """States hs and activations acts (T, B, N) for xs (T, B, n_in), from h_0 = 0."""
+    T, B, n_in = xs.shape
+    N = W_rec.shape[0]
+    drive = np.dot(xs.reshape(T * B, n_in), W_in.T).reshape(T, B, N)   # W_in x_t for every step
+    W_rec_T = np.ascontiguousarray(W_rec.T)
+    hs = np.empty((T, B, N), dtype=xs.dtype)
+    acts = np.empty_like(hs)
+    u = np.zeros((B, N), dtype=xs.dtype)                  # W_rec h_{t-1}, zero for h_0 = 0
+    for t in range(T):
+        if t > 0:
+            np.dot(hs[t - 1], W_rec_T, u)
+        for b in range(B):
+            for i in range(N):
+                a = _act(u[b, i] + drive[t, b, i] + b_rec[i], code)
+                acts[t, b, i] = a
+                hs[t, b, i] = (1 - alpha) * hs[t - 1, b, i] + alpha * a if t > 0 else alpha * a
+    return hs, acts
+
+
+@njit(cache=True)
+def backward(W_rec, hs, acts, dhs, alpha, code, k):
+    """∂L/∂u_t (T, B, N) by the backward recursion; windows of k steps when k > 0 (truncated BPTT)."""
+    T, B, N = hs.shape
+    dus = np.empty_like(hs)
+    dh = np.zeros((B, N), dtype=hs.dtype)                 # ∂L/∂h_t through the future
+    back = np.empty((B, N), dtype=hs.dtype)               # du_t W_rec, the path through u_t
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            for i in range(N):
+                dh[b, i] += dhs[t, b, i]
+                dus[t, b, i] = alpha * dh[b, i] * _act_grad(acts[t, b, i], code)
+        if k > 0 and t % k == 0:
+            dh[:] = 0.0
+        else:
+            np.dot(dus[t], W_rec, back)
+            for b in range(B):
+                for i in range(N):
+                    dh[b, i] = (1 - alpha) * dh[b, i] + back[b, i]
+    return dus
+
+
+@njit(cache=True)
+def loss_and_grads(W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, alpha, code, loss_code, k):
+    """Forward, loss and BPTT in one call; returns the loss and the gradients in params order."""
+    T, B, _ = xs.shape
+    N = W_rec.shape[0]
+    hs, acts = forward(W_in, W_rec, b_rec, xs, alpha, code)
+    value, dys = sequence_loss(readout(W_out, b_out, hs), targets, mask, loss_code)
+    dhs = np.dot(dys.reshape(T * B, -1), W_out).reshape(T, B, N)
+    dus = backward(W_rec, hs, acts, dhs, alpha, code, k)
+    gW_rec = _matmul_t(dus[1:], hs[:-1]) if T > 1 else np.zeros_like(W_rec)
+    return (value, (_matmul_t(dus, xs), gW_rec, dus.reshape(T * B, N).sum(axis=0),
+                    _matmul_t(dys, hs), dys.reshape(T * B, -1).sum(axis=0)))

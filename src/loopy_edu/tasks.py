@@ -1,0 +1,370 @@
+"""Seeded sequence tasks for recurrent networks (Part II, Chapters 5-7, and later parts).
+
+Every generator returns a ``Task``: inputs ``xs`` (T, B, n_in), ``targets`` (T, B, n_out) and a ``mask``
+(T, B) that says which targets count, with the loss to use ("mse" or "xent"). A model consumes it as
+``model.loss_and_grads(task.xs, task.targets, loss=task.loss, mask=task.mask)``, where
+
+    mse  = (1/B) sum_b sum_t mask * 0.5 * ||y_t - target_t||^2
+    xent = (1/B) sum_b sum_t mask * CE(softmax(y_t), target_t).
+
+Conventions: time is the first axis; undefined targets are zero and masked out (the flip-flop also masks
+out some defined ones, see ``flip_flop``); the same ``seed`` gives the same task (``np.random.default_rng``).
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .checks import check_array, check_choice, check_positive
+from .readout import LOSSES
+
+__all__ = [
+    "Task", "coin", "coin_probability", "coin_plateaus", "copy", "adding", "adding_baseline", "sines",
+    "flip_flop", "parity", "sequential_mnist", "accuracy",
+]
+
+
+@dataclass(eq=False, repr=False)
+class Task:
+    """A batch of sequences: inputs, targets, which targets count, and the loss to score them with."""
+
+    xs: np.ndarray       # (T, B, n_in)
+    targets: np.ndarray  # (T, B, n_out); for "xent" each masked-in row is a probability vector
+    mask: np.ndarray     # (T, B), 1.0 where a target counts, else 0.0
+    loss: str            # "mse" or "xent"
+    name: str
+
+    def __post_init__(self):
+        check_choice(self.loss, "loss", LOSSES)
+        self.xs = check_array(self.xs, "xs", ndim=3)
+        self.targets = check_array(self.targets, "targets", shape=(self.T, self.B, None))
+        self.mask = check_array(self.mask, "mask", shape=(self.T, self.B))
+
+    @property
+    def T(self):
+        return self.xs.shape[0]
+
+    @property
+    def B(self):
+        return self.xs.shape[1]
+
+    @property
+    def n_in(self):
+        return self.xs.shape[2]
+
+    @property
+    def n_out(self):
+        return self.targets.shape[2]
+
+    def __repr__(self):
+        return (f"Task({self.name!r}, T={self.T}, B={self.B}, n_in={self.n_in}, n_out={self.n_out}, "
+                f"loss={self.loss!r}, masked-in steps={int(np.count_nonzero(self.mask))})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+def _int_at_least(value, name, low, why=""):
+    """Check an integer >= ``low``; ``why`` names the constraint when it involves another argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(f"{name}: expected an integer >= {low}{why}, got {shown!r}")
+    return int(value)
+
+
+def _float_dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise ValueError(f"dtype: expected a floating-point dtype such as np.float64, got {dt.name}")
+    return dt
+
+
+def _one_hot(labels, n):
+    """Integer labels (...) -> one-hot (..., n)."""
+    return (labels[..., None] == np.arange(n)).astype(np.float64)
+
+
+def _task(xs, targets, mask, loss, name, dtype):
+    dt = _float_dtype(dtype)
+    return Task(xs.astype(dt), targets.astype(dt), mask.astype(dt), loss, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# The coin task
+
+def _coin_p(x_t1, x_t2):
+    """P(y_t = 1) given the coins t1 and t2 steps back."""
+    return 0.5 + 0.5 * x_t1 - 0.25 * x_t2
+
+
+def _check_lags(t1, t2, T=None):
+    t1 = _int_at_least(t1, "t1", 1)
+    t2 = _int_at_least(t2, "t2", t1 + 1, f" (t2 > t1 = {t1})")
+    if T is not None:
+        _int_at_least(T, "T", t2 + 1, f" (T > t2 = {t2})")
+    return t1, t2
+
+
+def coin_probability(xs, t1=5, t2=9):
+    """P(y_t = 1) of the coin task (Chapter 6) for coins ``xs`` (T, B, 1); returns p (T, B).
+
+    p_t = 0.5 + 0.5 x_{t-t1} - 0.25 x_{t-t2}. For t < t2 the coin t2 steps back does not exist, so p is
+    NaN there (the task's mask is 0 at those steps).
+    """
+    xs = check_array(xs, "xs", shape=(None, None, 1))
+    t1, t2 = _check_lags(t1, t2, xs.shape[0])
+    x = xs[..., 0]
+    p = np.full(x.shape, np.nan)
+    p[t2:] = _coin_p(x[t2 - t1:len(x) - t1], x[:len(x) - t2])
+    return p
+
+
+def coin(T, batch=1, t1=5, t2=9, seed=0, dtype=np.float64):
+    """The coin task of online learning (Chapter 6): remember two coins from t1 and t2 steps back.
+
+    x_t is a fair coin in {0, 1} (n_in = 1); y_t ~ Bernoulli(p_t) with p_t = 0.5 + 0.5 x_{t-t1} - 0.25 x_{t-t2}
+    (``coin_probability``); targets are y_t one-hot over 2 classes (class 1 means y = 1), loss "xent",
+    mask 0 for t < t2. A predictor that remembers nothing, x_{t-t1}, or both reaches the cross-entropy
+    plateaus of ``coin_plateaus``. This is the "Add" task Marschall, Cho & Savin (2020) use to compare
+    online learning rules (RTRL, UORO of Tallec & Ollivier 2018, and others).
+    """
+    T, batch = check_positive(T, "T", integer=True), check_positive(batch, "batch", integer=True)
+    _check_lags(t1, t2, T)
+    rng = np.random.default_rng(seed)
+    xs = rng.integers(0, 2, size=(T, batch, 1)).astype(np.float64)
+    p = coin_probability(xs, t1, t2)
+    y = rng.random((T, batch)) < np.nan_to_num(p)  # p is NaN, and y unused, for t < t2
+    mask = np.zeros((T, batch))
+    mask[t2:] = 1.0
+    return _task(xs, _one_hot(y, 2) * mask[..., None], mask, "xent", "coin", dtype)
+
+
+def coin_plateaus(t1=5, t2=9):
+    """The expected cross-entropies (nats) of the best coin-task predictors (Chapter 6).
+
+    Returns {"none": ..., "t1": ..., "both": ...} for a predictor that remembers nothing, only x_{t-t1},
+    or both x_{t-t1} and x_{t-t2}. The four input cases are equally likely; the best prediction within a
+    group of cases the predictor cannot tell apart is their mean p, and its expected cross-entropy is the
+    binary entropy of that mean. The values do not depend on the lags (about 0.662, 0.519, 0.454).
+    """
+    _check_lags(t1, t2)
+    cases = [(a, b) for a in (0, 1) for b in (0, 1)]  # (x_{t-t1}, x_{t-t2}), each with probability 1/4
+
+    def entropy(q):
+        return -sum(v * math.log(v) for v in (q, 1 - q) if v > 0)
+
+    def plateau(remembered):
+        groups = {}
+        for case in cases:
+            groups.setdefault(remembered(case), []).append(_coin_p(*case))
+        return sum(len(ps) / len(cases) * entropy(sum(ps) / len(ps)) for ps in groups.values())
+
+    return {"none": plateau(lambda c: ()), "t1": plateau(lambda c: c[0]), "both": plateau(lambda c: c)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory tasks
+
+def copy(delay, length=1, n_symbols=8, batch=1, seed=0, dtype=np.float64):
+    """Copy task (Chapters 5 and 7): show ``length`` symbols, wait, then recall them in order on a cue.
+
+    Timeline, T = 2 * length + delay steps:
+      t = 0 .. length-1                    symbol s_t, one-hot on input channels 0..n_symbols-1
+      t = length .. length+delay-1         blank (all inputs 0)
+      t = c = length+delay                 go cue: input channel n_symbols is 1
+      t = c .. c+length-1                  recall: target s_{t-c} (one-hot over n_symbols), mask 1
+    Recall starts at the cue step. n_in = n_symbols + 1, n_out = n_symbols, loss "xent".
+    ``length=1`` is delayed recall. A standard probe of memory since Hochreiter & Schmidhuber (1997).
+    """
+    delay = _int_at_least(delay, "delay", 0)
+    length = check_positive(length, "length", integer=True)
+    n_symbols = check_positive(n_symbols, "n_symbols", integer=True)
+    batch = check_positive(batch, "batch", integer=True)
+    rng = np.random.default_rng(seed)
+    symbols = _one_hot(rng.integers(0, n_symbols, size=(length, batch)), n_symbols)  # (length, B, n_symbols)
+    cue = length + delay
+    xs = np.zeros((cue + length, batch, n_symbols + 1))
+    xs[:length, :, :n_symbols] = symbols
+    xs[cue, :, n_symbols] = 1.0
+    targets = np.zeros((cue + length, batch, n_symbols))
+    targets[cue:] = symbols
+    mask = np.zeros((cue + length, batch))
+    mask[cue:] = 1.0
+    return _task(xs, targets, mask, "xent", "copy", dtype)
+
+
+def adding(T, batch=1, seed=0, dtype=np.float64):
+    """The adding problem (Chapters 5 and 7): add the two marked numbers of a long sequence.
+
+    Input channel 0 holds values ~ U[0, 1]; channel 1 is a marker, 1 at exactly two steps: one in the
+    first half, t < T // 2, and one in the second half. The target, at the last step only (mask), is the
+    sum of the two marked values (n_out = 1), loss "mse". Hochreiter & Schmidhuber (1997) posed it, in the
+    common modern form used here. Predicting the mean, 1, scores ``adding_baseline()`` = 1/12.
+    """
+    T = _int_at_least(T, "T", 2)
+    batch = check_positive(batch, "batch", integer=True)
+    rng = np.random.default_rng(seed)
+    values = rng.random((T, batch))
+    markers = np.zeros((T, batch))
+    rows = np.arange(batch)
+    markers[rng.integers(0, T // 2, size=batch), rows] = 1.0
+    markers[rng.integers(T // 2, T, size=batch), rows] = 1.0
+    targets = np.zeros((T, batch, 1))
+    targets[-1, :, 0] = (values * markers).sum(axis=0)
+    mask = np.zeros((T, batch))
+    mask[-1] = 1.0
+    return _task(np.stack([values, markers], axis=-1), targets, mask, "mse", "adding", dtype)
+
+
+def adding_baseline():
+    """Expected mse loss of always answering 1 on the adding problem (Chapter 7): 0.5 Var(u1 + u2) = 1/12.
+
+    The sum of two independent U[0, 1] has mean 1 and variance 2 * Var(U[0, 1]) = 2 * (1/12).
+    """
+    var_uniform = 1 / 12  # integral of (u - 1/2)^2 over [0, 1]
+    return 0.5 * 2 * var_uniform
+
+
+def flip_flop(T, n_bits=3, batch=1, p=0.05, seed=0, dtype=np.float64):
+    """The n-bit flip-flop of Sussillo & Barak (2013) (Chapter 5 and later): hold the sign of the last pulse.
+
+    Each of the ``n_bits`` input channels gets, independently at each step, a pulse with probability ``p``,
+    +1 or -1 with equal chance (else 0). Target channel i is the sign of channel i's last pulse, the pulse
+    at t included, and 0 before its first pulse. The mask is 1 from the step by which every channel of the
+    row has pulsed (a row's mask cannot differ between channels, so until then the channels that have
+    pulsed hold their sign but do not count); choose T >> 1/p. Loss "mse".
+    """
+    T, batch = check_positive(T, "T", integer=True), check_positive(batch, "batch", integer=True)
+    n_bits = check_positive(n_bits, "n_bits", integer=True)
+    if check_positive(p, "p") > 1:
+        raise ValueError(f"p: expected a probability in (0, 1], got {p!r}")
+    rng = np.random.default_rng(seed)
+    pulse = rng.random((T, batch, n_bits)) < p
+    xs = np.where(pulse, 2.0 * rng.integers(0, 2, size=(T, batch, n_bits)) - 1.0, 0.0)
+    # Index of the last pulse so far on each channel (-1: none yet), carried forward by a running max.
+    last = np.maximum.accumulate(np.where(pulse, np.arange(T)[:, None, None], -1), axis=0)
+    targets = np.where(last >= 0, np.take_along_axis(xs, np.maximum(last, 0), axis=0), 0.0)
+    return _task(xs, targets, (last >= 0).all(axis=-1), "mse", "flip_flop", dtype)
+
+
+def parity(T, window=2, batch=1, seed=0, dtype=np.float64):
+    """Sliding-window parity (Chapter 5): output the XOR of the last ``window`` input bits.
+
+    x_t in {0, 1} (n_in = 1); target at t is (x_{t-window+1} + ... + x_t) mod 2, one-hot over 2 classes,
+    loss "xent", mask 0 for t < window - 1. It generalises Elman's (1990) temporal XOR; parity is the
+    function Minsky & Papert (1969) showed a perceptron cannot compute.
+    """
+    T, batch = check_positive(T, "T", integer=True), check_positive(batch, "batch", integer=True)
+    window = check_positive(window, "window", integer=True)
+    _int_at_least(T, "T", window, f" (T >= window = {window})")
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2, size=(T, batch))
+    odd = np.lib.stride_tricks.sliding_window_view(bits, window, axis=0).sum(axis=-1) % 2  # (T-window+1, B)
+    targets = np.zeros((T, batch, 2))
+    targets[window - 1:] = _one_hot(odd, 2)
+    mask = np.zeros((T, batch))
+    mask[window - 1:] = 1.0
+    return _task(bits[..., None], targets, mask, "xent", "parity", dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pattern generation
+
+MAX_PATTERN_PERIOD = 1_000_000
+
+
+def sines(T, batch=1, n_sines=3, periods=None, seed=0, dtype=np.float64):
+    """Periodic pattern generation (Part III): y(t) = sum_k a_k sin(2 pi t / P_k + phi_k), scaled to max |y| = 1.
+
+    ``periods`` (integers >= 2, in steps, one per sine) defaults to 25, 50, 100, ... (25 * 2**k). Amplitudes
+    a_k ~ U[0.5, 1.5] and phases phi_k ~ U[0, 2 pi) are drawn from ``seed``; every batch row gets the same
+    pattern. The pattern repeats every lcm(periods) steps; it is scaled so that its max |y| over one such
+    period is 1, so it does not depend on T (take T >= lcm(periods) to see all of it).
+    Input: one channel, 1 at t = 0 and 0 after. The pulse kicks the state away from its resting value and
+    marks the phase; from then on the network must generate the pattern from its own dynamics (a constant
+    input would only add a bias). n_out = 1, loss "mse", mask all ones. Sums of sines are the targets of
+    Sussillo & Abbott's (2009) FORCE learning.
+    """
+    T, batch = check_positive(T, "T", integer=True), check_positive(batch, "batch", integer=True)
+    n_sines = check_positive(n_sines, "n_sines", integer=True)
+    if periods is None:
+        periods = [25 * 2**k for k in range(n_sines)]
+    periods = list(periods)
+    if len(periods) != n_sines:
+        raise ValueError(f"periods: expected {n_sines} periods (n_sines={n_sines}), got {len(periods)}")
+    periods = [_int_at_least(P, "periods", 2, " for each period") for P in periods]
+    pattern_period = math.lcm(*periods)
+    if pattern_period > MAX_PATTERN_PERIOD:
+        raise ValueError(f"periods: expected a least common multiple <= {MAX_PATTERN_PERIOD:,} steps "
+                         f"(the pattern's period), got {pattern_period:,} for {periods}")
+    rng = np.random.default_rng(seed)
+    amplitudes = rng.uniform(0.5, 1.5, size=n_sines)
+    phases = rng.uniform(0.0, 2 * np.pi, size=n_sines)
+
+    def pattern(t):  # (n,) -> (n,)
+        return (amplitudes * np.sin(2 * np.pi * t[:, None] / np.asarray(periods) + phases)).sum(axis=1)
+
+    y = pattern(np.arange(T)) / np.abs(pattern(np.arange(pattern_period))).max()
+    xs = np.zeros((T, batch, 1))
+    xs[0] = 1.0
+    targets = np.broadcast_to(y[:, None, None], (T, batch, 1))
+    return _task(xs, targets, np.ones((T, batch)), "mse", "sines", dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequential MNIST
+
+def sequential_mnist(split="test", n=None, permute=False, seed=0, data_dir=None, download=True,
+                     dtype=np.float64):
+    """Row-by-row MNIST (Chapter 7): read a digit one row at a time, name it at the end.
+
+    Each image becomes 28 steps of 28 pixels in [0, 1] (T = 28, n_in = 28); the target is the label,
+    one-hot over 10 classes at the last step only (mask), loss "xent". The batch axis holds the examples:
+    xs (28, N, 28). The examples of ``split`` ("train" or "test", from ``data.load_mnist(data_dir,
+    download)``, which may fall back to a split of the 10k test set with a warning) are put in a seeded
+    random order and the first ``n`` kept (all when None). ``permute=True`` first applies one fixed
+    permutation of the 784 pixels, drawn from ``seed`` alone, so a train and a test call with the same
+    seed share it (permuted MNIST). A 28-step version of the pixel-by-pixel MNIST of Le, Jaitly & Hinton (2015).
+    """
+    from .data import load_mnist
+
+    check_choice(split, "split", {"train", "test"})
+    if n is not None:
+        check_positive(n, "n", integer=True)
+    if not isinstance(permute, (bool, np.bool_)):
+        raise ValueError(f"permute: expected True or False, got {permute!r}")
+    _float_dtype(dtype)
+    mnist = load_mnist(data_dir, download=download)
+    images, labels = (mnist.x_train, mnist.y_train) if split == "train" else (mnist.x_test, mnist.y_test)
+    if n is None:
+        n = len(labels)
+    elif n > len(labels):
+        raise ValueError(f"n: expected at most {len(labels):,} (the {split} examples available), got {n}")
+    # Two independent streams, so that the pixel permutation does not depend on the split or on n.
+    pixel_rng, order_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    pixels = pixel_rng.permutation(28 * 28) if permute else np.arange(28 * 28)
+    order = order_rng.permutation(len(labels))[:n]
+    xs = images[order][:, pixels].reshape(n, 28, 28).transpose(1, 0, 2)
+    targets = np.zeros((28, n, 10))
+    targets[-1] = _one_hot(labels[order], 10)
+    mask = np.zeros((28, n))
+    mask[-1] = 1.0
+    return _task(xs, targets, mask, "xent", "sequential_mnist" + ("_permuted" if permute else ""), dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+def accuracy(ys, task):
+    """Fraction of masked-in steps where argmax ys == argmax targets, for a "xent" task (Chapters 5-7).
+
+    ys: (T, B, n_out) network outputs (logits or probabilities).
+    """
+    if task.loss != "xent":
+        raise ValueError(f"task: expected a classification task (loss 'xent'), "
+                         f"got {task.name!r} with loss {task.loss!r}")
+    ys = check_array(ys, "ys", shape=task.targets.shape)
+    counted = task.mask > 0
+    if not counted.any():
+        raise ValueError(f"task: expected at least one masked-in step, got a mask of zeros for {task.name!r}")
+    return float((ys.argmax(axis=-1) == task.targets.argmax(axis=-1))[counted].mean())

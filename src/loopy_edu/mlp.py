@@ -71,22 +71,28 @@ def output_delta(z, y, loss="xent"):
     return value, delta / B
 
 
-def backward(params, a, y, activation, masks=None, loss="xent"):
+def backward(params, a, y, activation, masks=None, loss="xent", feedback=None, direct=False):
     """Backward pass; returns ``(loss, grads)`` with ``grads`` keyed like ``params``.
 
     ``a`` is the list from :func:`forward`. Starting from δ_L (:func:`output_delta`), the δ recursion is
     ``δ_{l-1} = (δ_l W_l) ⊙ act'(z_{l-1})``, and each layer's gradients are
     ``∂loss/∂W_l = δ_lᵀ a_{l-1}`` and ``∂loss/∂b_l = Σ_batch δ_l``.
+
+    ``feedback`` (Chapter 8), when given, maps ``"W{l}"`` (l = 2..L) to the matrix used in place of
+    ``W_l`` in the recursion: (n_l, n_{l-1}) for feedback alignment, or (n_L, n_{l-1}) with ``direct``,
+    which sends δ_L straight down, ``δ_{l-1} = (δ_L F_l) ⊙ act'(z_{l-1})``. The results are then no
+    longer the gradient, but the updates those rules prescribe.
     """
     _, act_grad = ACTIVATIONS[activation]
     L = len(params) // 2
     value, delta = output_delta(a[L], y, loss)                 # (B, n_L)
+    top, back = delta, params if feedback is None else feedback
     grads = {}
     for l in range(L, 0, -1):
         grads[f"W{l}"] = delta.T @ a[l - 1]                    # (n_l, n_{l-1})
         grads[f"b{l}"] = delta.sum(axis=0)                     # (n_l,)
         if l > 1:
-            delta = delta @ params[f"W{l}"]                    # (B, n_{l-1}) = ∂loss/∂a_{l-1}
+            delta = (top if direct else delta) @ back[f"W{l}"]  # (B, n_{l-1}): ∂loss/∂a_{l-1}
             if masks is None:
                 delta = delta * act_grad(a[l - 1])
             else:
@@ -125,11 +131,16 @@ class MLP:
         if init == "auto":
             init = "he" if activation == "relu" else "glorot"
         init_std(init, 1, 1)  # validate before any state is built
+        self.init = init
         self.params = {}
         for l in range(1, len(sizes)):
-            scheme = init if l < len(sizes) - 1 or not isinstance(init, str) else "glorot"
-            self.params[f"W{l}"] = init_weight(sizes[l], sizes[l - 1], scheme, self.rng, self.dtype)
+            self.params[f"W{l}"] = init_weight(sizes[l], sizes[l - 1], self.init_scheme(l), self.rng,
+                                               self.dtype)
             self.params[f"b{l}"] = np.zeros(sizes[l], dtype=self.dtype)
+
+    def init_scheme(self, l):
+        """The :func:`init_std` scheme that layer ``l`` (1..L) was initialised with."""
+        return self.init if l < self.n_layers or not isinstance(self.init, str) else "glorot"
 
     @property
     def n_layers(self):
@@ -185,12 +196,13 @@ class MLP:
         X = self._check_X(X)
         return float(output_delta(self.logits(X), self._check_y(y, X.shape[0]), self.loss_name)[0])
 
-    def loss_and_grads(self, X, y, masks=None, backend=None, train=True):
+    def loss_and_grads(self, X, y, masks=None, backend=None, train=True, feedback=None, direct=False):
         """The batch's loss and its exact gradient, keyed like ``params``.
 
         X: (B, n_0); y: (B,) integer labels, or (B, n_L) targets when ``loss="mse"``. With
         ``dropout > 0`` and ``train``, fresh masks are drawn unless ``masks`` (one (B, n_l) array per
-        hidden layer) is given.
+        hidden layer) is given. ``feedback`` and ``direct`` replace the weights of the backward pass, as
+        in :func:`backward`; :mod:`loopy_edu.feedback_alignment` wraps them (Chapter 8).
         """
         X = self._check_X(X)
         y = self._check_y(y, X.shape[0])
@@ -204,12 +216,17 @@ class MLP:
                      for i, (m, n) in enumerate(zip(masks, self.sizes[1:-1]))]
         backend = check_backend(backend or self.backend)
         weights = self._weights()  # also validates params, whatever the backend
+        if feedback is not None:
+            feedback = self._check_feedback(feedback, direct)
         if backend == "numpy":
             loss, grads = backward(self.params, forward(self.params, X, self.activation, masks), y,
-                                   self.activation, masks, self.loss_name)
+                                   self.activation, masks, self.loss_name, feedback, direct)
             return float(loss), grads
+        if feedback is not None:
+            # The kernels index feedback like the weights; layer 1 has none, so its slot holds W_1.
+            feedback = weights[0][:1] + tuple(feedback[f"W{l}"] for l in range(2, self.n_layers + 1))
         loss, gWs, gbs = self._kernels(backend).loss_and_grads(
-            weights, X, y, masks, CODES[self.activation], self.loss_name)
+            weights, X, y, masks, CODES[self.activation], self.loss_name, feedback, direct)
         grads = {}
         for l in range(1, self.n_layers + 1):
             grads[f"W{l}"], grads[f"b{l}"] = gWs[l - 1], gbs[l - 1]
@@ -223,6 +240,19 @@ class MLP:
             shapes[f"b{l}"] = (self.sizes[l],)
         ps = [np.ascontiguousarray(p) for p in check_params(self.params, shapes, self.dtype)]
         return tuple(ps[0::2]), tuple(ps[1::2])
+
+    def _check_feedback(self, feedback, direct):
+        """Contiguous copies of ``feedback["W{l}"]`` (l = 2..L), checked for shape and values."""
+        wanted = {f"W{l}" for l in range(2, self.n_layers + 1)}
+        if not isinstance(feedback, dict) or set(feedback) != wanted:
+            got = sorted(feedback) if isinstance(feedback, dict) else type(feedback).__name__
+            raise ValueError(f"feedback: expected a dict with keys {sorted(wanted)}, got {got}")
+        out = {}
+        for l in range(2, self.n_layers + 1):
+            rows = self.sizes[-1] if direct else self.sizes[l]
+            out[f"W{l}"] = np.ascontiguousarray(check_array(
+                feedback[f"W{l}"], f"feedback['W{l}']", shape=(rows, self.sizes[l - 1]), dtype=self.dtype))
+        return out
 
     @staticmethod
     def _kernels(backend):

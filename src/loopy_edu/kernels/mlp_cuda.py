@@ -115,8 +115,11 @@ def logits(weights, X, code):
     return _forward(dWs, dbs, dX, dmasks, code)[-1].copy_to_host()
 
 
-def loss_and_grads(weights, X, y, masks, code, loss):
+def loss_and_grads(weights, X, y, masks, code, loss, feedback=None, direct=False):
+    """``feedback``, when given, is a tuple shaped like the weights whose entries 1.. replace them in
+    the δ recursion, applied to δ_L itself when ``direct`` (Chapter 8; :func:`loopy_edu.mlp.backward`)."""
     dWs, dbs, dX, dmasks = _to_device(weights, np.ascontiguousarray(X), masks)
+    dFs = dWs if feedback is None else [None] + [cuda.to_device(F) for F in feedback[1:]]
     a = _forward(dWs, dbs, dX, dmasks, code)
     L, B = len(dWs), X.shape[0]
     delta = cuda.device_array_like(a[L])
@@ -124,6 +127,7 @@ def loss_and_grads(weights, X, y, masks, code, loss):
     blocks, threads = grid_1d(B)
     head = _softmax_xent if loss == "xent" else _mse
     head[blocks, threads](a[L], cuda.to_device(np.ascontiguousarray(y)), delta, losses)
+    top = delta
     gWs, gbs = [None] * L, [None] * L
     for l in range(L - 1, -1, -1):
         gW = cuda.device_array_like(dWs[l])
@@ -134,6 +138,7 @@ def loss_and_grads(weights, X, y, masks, code, loss):
         if l > 0:
             delta_prev = cuda.device_array_like(a[l])
             blocks, threads = grid_2d(*delta_prev.shape)
-            _backprop[blocks, threads](delta, dWs[l], a[l], dmasks[l - 1], code, delta_prev)
+            source = top if direct else delta
+            _backprop[blocks, threads](source, dFs[l], a[l], dmasks[l - 1], code, delta_prev)
             delta = delta_prev
     return losses.copy_to_host().sum() / B, gWs, gbs

@@ -60,12 +60,15 @@ def _mse_head(z, y):
 
 
 @njit(cache=True)
-def _backward(Ws, a, delta, masks, code):
-    L = len(Ws)
+def _backward(Fs, a, delta, masks, code, direct):
+    # Fs holds the matrices the δ recursion multiplies by: the weights for backprop, fixed feedback for
+    # (direct) feedback alignment, which applies them to δ_L instead of the δ just above (Chapter 8).
+    L = len(Fs)
+    top = delta
     gWs = [np.dot(delta.T, a[L - 1])]
     gbs = [delta.sum(axis=0)]
     for l in range(L - 1, 0, -1):
-        d = np.dot(delta, Ws[l])                       # ∂loss/∂a_l, (B, n_l)
+        d = np.dot(top if direct else delta, Fs[l])    # ∂loss/∂a_l, (B, n_l)
         h, m = a[l], masks[l - 1]
         for i in range(d.shape[0]):
             for j in range(d.shape[1]):
@@ -88,18 +91,18 @@ def _backward(Ws, a, delta, masks, code):
 # never crosses into Python (boxing it costs more than a batch-1 step); Numba would type-check both
 # heads against one label type if a single driver branched on the loss.
 @njit(cache=True)
-def _xent_loss_and_grads(Ws, bs, X, y, masks, code):
+def _xent_loss_and_grads(Ws, bs, X, y, masks, code, Fs, direct):
     a = _forward(Ws, bs, X, masks, code)
     loss, delta = _xent_head(a[-1], y)
-    gWs, gbs = _backward(Ws, a, delta, masks, code)
+    gWs, gbs = _backward(Fs, a, delta, masks, code, direct)
     return loss, gWs, gbs
 
 
 @njit(cache=True)
-def _mse_loss_and_grads(Ws, bs, X, y, masks, code):
+def _mse_loss_and_grads(Ws, bs, X, y, masks, code, Fs, direct):
     a = _forward(Ws, bs, X, masks, code)
     loss, delta = _mse_head(a[-1], y)
-    gWs, gbs = _backward(Ws, a, delta, masks, code)
+    gWs, gbs = _backward(Fs, a, delta, masks, code, direct)
     return loss, gWs, gbs
 
 
@@ -117,7 +120,10 @@ def logits(weights, X, code):
     return _forward(Ws, bs, np.ascontiguousarray(X), _masks(None, Ws, X.dtype), code)[-1]
 
 
-def loss_and_grads(weights, X, y, masks, code, loss):
+def loss_and_grads(weights, X, y, masks, code, loss, feedback=None, direct=False):
+    """``feedback``, when given, is a tuple shaped like the weights whose entries 1.. replace them in
+    the δ recursion (entry 0 is unused); see :func:`loopy_edu.mlp.backward`."""
     Ws, bs = weights
     fused = _xent_loss_and_grads if loss == "xent" else _mse_loss_and_grads
-    return fused(Ws, bs, np.ascontiguousarray(X), np.ascontiguousarray(y), _masks(masks, Ws, X.dtype), code)
+    return fused(Ws, bs, np.ascontiguousarray(X), np.ascontiguousarray(y), _masks(masks, Ws, X.dtype), code,
+                 Ws if feedback is None else feedback, bool(direct))

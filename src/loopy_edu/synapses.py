@@ -1,0 +1,185 @@
+"""Complex synapses: the Benna-Fusi chain of coupled variables (Chapter 10).
+
+A synapse is a chain of m variables u_1, ..., u_m, like beakers of liquid joined by tubes. Only u_1, the
+visible weight, is read by the network and written by plasticity; the deeper variables are bigger
+(capacities C_k) and more weakly coupled (conductances g_{k,k+1}), so they change slowly and remember
+long. With C_k = ratio_C^{k-1} and g_{k,k+1} = g12 · ratio_g^{-(k-1)} (couplings shrink by a factor
+ratio_g per link),
+
+    C_k du_k/dt = g_{k-1,k} (u_{k-1} - u_k) - g_{k,k+1} (u_k - u_{k+1}),   g_{0,1} = 0,  u_{m+1} = 0,
+
+so the last variable leaks to 0 through g_{m,m+1}. One time step of length dt is explicit Euler, then
+the plasticity input: u_k(t+1) = u_k(t) + dt/C_k (f_{k-1} - f_k) + Δw [k = 1], with the fluxes
+f_k = g_{k,k+1} (u_k(t) - u_{k+1}(t)), f_0 = 0. An update Δw changes u_1 by Δw.
+
+What is conserved: the total charge Q = Σ_k C_k u_k. The internal fluxes telescope, so, exactly even
+after the Euler discretisation,
+
+    Q(t+1) - Q(t) = C_1 Δw - dt · g_{m,m+1} u_m(t);
+
+with no input and no leak (``g_leak=0``) Q never changes. m = 1 is the simple synapse: a single
+variable that forgets exponentially, u(t+1) = (1 - dt g12) u(t) + Δw.
+
+How a long chain forgets: for a long chain, the part from u_2 on is nearly the whole chain with capacities × ratio_C and
+conductances ÷ ratio_g, which is the whole chain run ratio_C · ratio_g times slower. Solving that
+self-similarity in the Laplace domain gives, between the fastest time 1/g12 and the slowest,
+~ (ratio_C · ratio_g)^{m-1} / g12, a power law for the visible trace of a pulse,
+
+    u_1(t) ~ t^{-α},   α = ln ratio_C / ln(ratio_C · ratio_g),
+
+so α = 1/2 (Benna & Fusi's 1/√t) when ratio_g = ratio_C, the default, and α = 1/3 for ratio_g = 4.
+"""
+import numpy as np
+
+from .backend import DEFAULT, check_backend
+from .checks import check_array, check_positive
+
+
+def chain_constants(m, g12=0.5, ratio_C=2.0, ratio_g=2.0, g_leak=None):
+    """The capacities C (m,) and the conductances g (m,) of a chain; g[k-1] = g_{k,k+1}, so g[-1] is the
+    leak g_{m,m+1} (by the geometric rule unless ``g_leak`` is given; 0 closes the chain)."""
+    check_positive(m, "m", integer=True)
+    check_positive(g12, "g12")
+    check_positive(ratio_C, "ratio_C")
+    check_positive(ratio_g, "ratio_g")
+    k = np.arange(m)
+    C = float(ratio_C) ** k
+    g = float(g12) / float(ratio_g) ** k
+    if g_leak is not None:
+        if isinstance(g_leak, bool) or not isinstance(g_leak, (int, float, np.number)) \
+                or not np.isfinite(g_leak) or g_leak < 0:
+            raise ValueError(f"g_leak: expected a non-negative finite number or None, got {g_leak!r}")
+        g[-1] = float(g_leak)
+    return C, g
+
+
+def check_stable(C, g, dt):
+    """Raise ValueError unless dt (g_{k-1,k} + g_{k,k+1}) / C_k ≤ 1 for every k. Then each Euler step
+    makes every new u_k a weighted average of old values (non-negative weights), so the chain can
+    neither blow up nor oscillate; it is a little stricter than bare stability."""
+    check_positive(dt, "dt")
+    load = dt * (g + np.concatenate(([0.0], g[:-1]))) / C
+    k = int(np.argmax(load))
+    if load[k] > 1.0:
+        raise ValueError(f"dt: explicit Euler needs dt·(g_{{k-1,k}} + g_{{k,k+1}})/C_k ≤ 1 for every k, got "
+                         f"{load[k]:.3g} at k = {k + 1}; use dt ≤ {dt / load[k]:.3g} or a smaller g12")
+    return dt
+
+
+def advance_numpy(u, dt_over_C, g, steps, dws):
+    """Advance chains in place by ``steps`` Euler steps, adding ``dws[t]`` to u_1 after step t.
+
+    u (m, n), dt_over_C (m,), g (m,), dws (steps, n) or (0, n) for no input. Vectorised over the n
+    synapses; the loop runs over time and along the chain.
+    """
+    for t in range(steps):
+        below = np.zeros_like(u[0])                       # f_0 = 0: nothing flows into u_1 from above
+        for k in range(u.shape[0]):
+            deeper = u[k + 1] if k + 1 < u.shape[0] else 0.0   # u_{m+1} = 0: the leak
+            flux = g[k] * (u[k] - deeper)                 # f_k, from the old u_k and u_{k+1}
+            u[k] += dt_over_C[k] * (below - flux)
+            below = flux
+        if dws.shape[0]:
+            u[0] += dws[t]
+
+
+class SynapseChain:
+    """A population of Benna-Fusi synapses, each a chain of m variables (Chapter 10).
+
+    ``shape`` is the population's shape (an int for n synapses); ``u`` has shape (m, *shape) and
+    ``weight`` is the view u[0]. All chains start at 0.
+    """
+
+    def __init__(self, m, shape, g12=0.5, ratio_C=2.0, ratio_g=2.0, g_leak=None, dt=1.0,
+                 dtype=np.float64, backend=DEFAULT):
+        self.C, self.g = chain_constants(m, g12, ratio_C, ratio_g, g_leak)
+        self.dt = check_stable(self.C, self.g, dt)
+        self.backend = check_backend(backend)
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
+            raise ValueError(f"shape: expected a positive int or a tuple of positive ints, got {shape!r}")
+        self.m, self.shape, self.dtype = int(m), shape, np.dtype(dtype)
+        self.u = np.zeros((self.m, *shape), dtype=self.dtype)
+        self._dt_over_C = (self.dt / self.C).astype(self.dtype)
+        self._g = self.g.astype(self.dtype)
+
+    @property
+    def weight(self):
+        """The visible weights u_1, a view of shape ``shape``."""
+        return self.u[0]
+
+    def charge(self):
+        """The total charge Q = Σ_k C_k u_k of each synapse, shape ``shape``."""
+        return np.tensordot(self.C, self.u, axes=1)
+
+    def step(self, dw=None):
+        """One Euler step, then u_1 += dw (shape ``shape``, or None for no input)."""
+        dws = None if dw is None else check_array(dw, "dw", shape=self.shape)[None]
+        self.run(1, dws)
+
+    def run(self, steps, dws=None):
+        """``steps`` Euler steps; after step t, u_1 += dws[t] when dws (steps, *shape) is given."""
+        check_positive(steps, "steps", integer=True)
+        n = int(np.prod(self.shape))
+        if dws is None:
+            flat_dws = np.zeros((0, n), dtype=self.dtype)
+        else:
+            flat_dws = check_array(dws, "dws", shape=(steps, *self.shape))
+            flat_dws = np.ascontiguousarray(flat_dws, dtype=self.dtype).reshape(steps, n)
+        u = self.u.reshape(self.m, n)                    # a view: the kernels update self.u
+        if self.backend == "numpy":
+            advance_numpy(u, self._dt_over_C, self._g, steps, flat_dws)
+        else:
+            if self.backend == "numba":
+                from .kernels.synapses_numba import advance
+            else:
+                from .kernels.synapses_cuda import advance
+            advance(u, self._dt_over_C, self._g, steps, flat_dws)
+
+
+def memory_retention(m, n_synapses, ages, n_trials=8, eta=1.0, burn_in=1000, seed=0,
+                     backend=DEFAULT, **chain):
+    """Signal-to-noise ratio of one memory against its age under ongoing plasticity (Chapter 10).
+
+    Each of ``n_trials`` independent populations of ``n_synapses`` chains first stores ``burn_in``
+    random patterns, one per step (so that the weights carry old memories), then the tracked pattern
+    ξ ∈ {±1}^N as Δw = η ξ, then a fresh random pattern at every later step. At age a (a steps after
+    storage) the estimator is the overlap's mean over its standard error,
+
+        SNR(a) = √N · mean_i(ξ_i w_i) / std_i(ξ_i w_i),
+
+    since the other memories add to ξ_i w_i terms of random sign (with ``burn_in=0`` nothing else is
+    stored yet at age 0, so that std is 0 and the SNR infinite). ``chain`` passes g12, ratio_C, ratio_g,
+    g_leak, dt, dtype to :class:`SynapseChain`. Returns ages (A,), the SNR averaged over trials (A,)
+    and its standard error (A,).
+    """
+    ages = check_array(ages, "ages", ndim=1)
+    if ages.dtype.kind not in "iu" or ages.min() < 0 or np.any(np.diff(ages) <= 0):
+        raise ValueError(f"ages: expected increasing non-negative integers, got {ages!r}")
+    check_positive(n_synapses, "n_synapses", integer=True)
+    check_positive(n_trials, "n_trials", integer=True)
+    check_positive(eta, "eta")
+    if isinstance(burn_in, bool) or not isinstance(burn_in, (int, np.integer)) or burn_in < 0:
+        raise ValueError(f"burn_in: expected a non-negative integer, got {burn_in!r}")
+    syn = SynapseChain(m, (n_trials, n_synapses), backend=backend, **chain)
+    rng = np.random.default_rng(seed)
+    # Patterns are drawn in chunks of steps, so each compiled call runs many steps.
+    chunk = max(1, 2 ** 22 // (n_trials * n_synapses))
+
+    def store_random(steps):
+        while steps > 0:
+            s = min(steps, chunk)
+            syn.run(s, eta * (2.0 * rng.integers(0, 2, size=(s, n_trials, n_synapses)) - 1.0))
+            steps -= s
+
+    if burn_in:
+        store_random(burn_in)
+    xi = 2.0 * rng.integers(0, 2, size=(n_trials, n_synapses)) - 1.0
+    syn.step(eta * xi)
+    snr, age = np.empty((len(ages), n_trials)), 0
+    for j, a in enumerate(ages):
+        store_random(int(a) - age)
+        age = int(a)
+        overlap = xi * syn.weight                         # (n_trials, N)
+        snr[j] = np.sqrt(n_synapses) * overlap.mean(axis=1) / overlap.std(axis=1)
+    return ages, snr.mean(axis=1), snr.std(axis=1) / np.sqrt(n_trials)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from loopy_edu.bench import bench_mlp, bench_rnn, main, step_costs
+from loopy_edu.bench import bench_local, bench_mlp, bench_rnn, main, step_costs
 
 
 def test_bench_mlp_table():
@@ -34,3 +34,13 @@ def test_step_costs_fit_the_slopes():
     assert costs["N"].tolist() == [2, 4, 8] and costs["rtrl"].shape == costs["bptt"].shape == (3,)
     expected = np.polyfit(np.log([4, 8]), np.log(costs["rtrl"][1:]), 1)[0]
     assert costs["slope"]["rtrl"] == pytest.approx(expected)
+
+
+def test_bench_local_tables():
+    out = bench_local(seconds=0.005, rflo_sizes=(2, 4), rtrl_max=2, T=3, chain_lengths=(1, 3), n_synapses=10,
+                      chain_steps=2)
+    blocks = [b for b in out.split("\n\n") if "on the GPU" not in b.splitlines()[0]]
+    assert blocks[0].startswith("RFLO") and blocks[1].startswith("Synapse")
+    rows = [line.split() for line in blocks[0].splitlines()[3:5]]
+    assert [r[0] for r in rows] == ["2", "4"] and rows[1][3] == "-"        # RTRL only up to rtrl_max
+    assert [line.split()[0] for line in blocks[1].splitlines()[3:]] == ["1", "3"]

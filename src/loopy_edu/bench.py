@@ -1,4 +1,4 @@
-"""Side-by-side benchmarks: ``python -m loopy_edu.bench {mlp,memory,rnn,all}``.
+"""Side-by-side benchmarks: ``python -m loopy_edu.bench {mlp,memory,rnn,local,all}``.
 
 Speed is reported as throughput measured in one run on one machine, with ratios between backends, so the
 figures compare like with like. Every CPU column uses one thread (run through ``make bench``, which sets
@@ -185,9 +185,7 @@ def step_costs(Ns=(8, 16, 32, 64), seconds=0.2, backend="numba", T=200, dtype=np
         out["rtrl"].append(_per_call(_grad_call(model, rtrl, backend, xs[:short], targets[:short]), seconds)
                            / short)
     out["bptt"], out["rtrl"] = np.array(out["bptt"]), np.array(out["rtrl"])
-    fit = out["N"] >= fit_from if np.sum(out["N"] >= fit_from) >= 2 else np.ones(len(Ns), bool)
-    out["slope"] = {k: float(np.polyfit(np.log(out["N"][fit]), np.log(out[k][fit]), 1)[0])
-                    for k in ("bptt", "rtrl")}
+    out["slope"] = {k: _fit_slope(out["N"], out[k], fit_from) for k in ("bptt", "rtrl")}
     return out
 
 
@@ -259,7 +257,65 @@ def bench_rnn(seconds=1.0, dtype=np.float64, T=200, N=32, batches=(1, 32), rtrl_
     return "\n\n".join(out)
 
 
-BENCHES = {"mlp": bench_mlp, "memory": bench_memory, "rnn": bench_rnn}
+def _fit_slope(Ns, costs, fit_from):
+    """Slope of log cost against log N over N ≥ fit_from (all N when fewer than two qualify)."""
+    Ns, costs = np.asarray(Ns), np.asarray(costs)
+    fit = Ns >= fit_from if np.sum(Ns >= fit_from) >= 2 else np.ones(len(Ns), bool)
+    return float(np.polyfit(np.log(Ns[fit]), np.log(costs[fit]), 1)[0])
+
+
+def bench_local(seconds=1.0, dtype=np.float64, rflo_sizes=(32, 64, 128, 256, 512, 1024), rtrl_max=128,
+                T=100, chain_lengths=(1, 2, 4, 8), n_synapses=100_000, chain_steps=100, gpu_batch=256):
+    """Part III: RFLO's cost per step against N (slope, beside RTRL's) and synapse-chain updates per
+    second; CUDA columns on a real GPU."""
+    from .rflo import random_feedback, rflo
+    from .rnn import RNN
+    from .rtrl import rtrl
+    from .synapses import SynapseChain
+    gpu = _gpu_backends()
+    rows, costs = [], {"numpy": [], "numba": []}
+    for N in rflo_sizes:
+        model = RNN(RNN_IO, N, RNN_IO, alpha=0.1, dtype=dtype)
+        B = random_feedback(model)
+        xs, tg = _sequence(T, 1, RNN_IO, RNN_IO, dtype)
+        for be in costs:
+            costs[be].append(_per_call(lambda: rflo(model, xs, tg, B, backend=be), seconds) / T)
+        rtrl_ms = "-"
+        if N <= rtrl_max:
+            short = 4
+            rtrl_ms = f"{_per_call(lambda: rtrl(model, xs[:short], tg[:short]), seconds) / short * 1e3:.3f}"
+        rows.append([N, f"{costs['numpy'][-1] * 1e3:.3f}", f"{costs['numba'][-1] * 1e3:.4f}", rtrl_ms,
+                     f"{costs['numpy'][-1] / costs['numba'][-1]:.1f}x"])
+    slopes = ", ".join(f"{be} RFLO {_fit_slope(rflo_sizes, costs[be], 128):.2f}" for be in costs)
+    out = [f"RFLO cost per step, batch 1, T={T} ({np.dtype(dtype).name}), beside exact RTRL (numba)\n"
+           + _table(["N", "numpy ms", "numba ms", "RTRL ms", "numba/numpy"], rows)
+           + f"\nlog-log slopes (fitted over N >= 128): {slopes}"]
+    if gpu:
+        rows = []
+        for N in (64, 256):
+            model = {be: RNN(RNN_IO, N, RNN_IO, alpha=0.1, dtype=dtype, backend=be) for be in ("numba", "cuda")}
+            B = random_feedback(model["numba"])
+            xs, tg = _sequence(T, gpu_batch, RNN_IO, RNN_IO, dtype)
+            t = {be: _per_call(lambda: rflo(model[be], xs, tg, B, backend=be), seconds) / T for be in model}
+            rows.append([N, f"{t['numba'] * 1e3:.3f}", f"{t['cuda'] * 1e3:.3f}", f"{t['numba'] / t['cuda']:.1f}x"])
+        out.append(f"RFLO per step on the GPU, batch {gpu_batch}\n"
+                   + _table(["N", "numba ms", "cuda ms", "cuda/numba"], rows))
+    backends = ["numpy", "numba"] + gpu
+    rows = []
+    for m in chain_lengths:
+        rate = {}
+        for be in backends:
+            # From u = 0: a chain that starts elsewhere decays into subnormal numbers within a few
+            # thousand steps, and those would time the CPU's slow path instead of the kernel.
+            chain = SynapseChain(m, n_synapses, dtype=dtype, backend=be)
+            rate[be] = n_synapses * chain_steps / _per_call(lambda: chain.run(chain_steps), seconds)
+        rows.append([m] + [f"{rate[be]:.3g}" for be in backends] + [f"{rate['numba'] / rate['numpy']:.1f}x"])
+    out.append(f"Synapse-chain updates per second ({n_synapses:,} synapses, {chain_steps} steps per call, "
+               "no input)\n" + _table(["m"] + backends + ["numba/numpy"], rows))
+    return "\n\n".join(out)
+
+
+BENCHES = {"mlp": bench_mlp, "memory": bench_memory, "rnn": bench_rnn, "local": bench_local}
 
 
 def main(argv=None):

@@ -89,6 +89,9 @@ class OnlineRTRL:
     ``batch`` independent streams run side by side. ``reset()`` starts them again from h = 0, J = 0.
     """
 
+    #: the progress bar's label; subclasses that learn by another rule override it
+    desc = "online RTRL"
+
     def __init__(self, model, optimizer, loss="mse", batch=1, backend=None):
         self.model, self.optimizer = model, optimizer
         self.loss = loss
@@ -136,4 +139,4 @@ class OnlineRTRL:
         if xs.shape[1] != self.batch:
             raise ValueError(f"xs: expected {self.batch} streams (the learner's batch), got {xs.shape[1]}")
         return np.array([self._step(xs[t], targets[t], mask[t])
-                         for t in tqdm(range(len(xs)), desc="online RTRL", disable=not progress)])
+                         for t in tqdm(range(len(xs)), desc=self.desc, disable=not progress)])

@@ -1,0 +1,165 @@
+"""Random-feedback local online learning (RFLO, Murray 2019) and e-prop (Bellec et al. 2020) for the
+leaky RNN of Part II: cheap, local approximations of RTRL (Chapter 9).
+
+RTRL carries the whole influence ``J_t[k, i, m] = ∂h_t[k]/∂θ[i, m]`` (N²M numbers, N⁴ work per step).
+RFLO keeps only what is local to a synapse: unit i's influence on *itself* and none of the paths
+through the other units (the ``W_rec J`` term of RTRL dropped). With ``z_t = [h_{t-1}, x_t, 1]``
+(length M = N + n_in + 1) and θ's rows ``θ_i = [W_rec[i], W_in[i], b_rec[i]]`` as in RTRL, each synapse
+keeps an **eligibility trace**, a low-pass filter of "post-synaptic slope × pre-synaptic input":
+
+    P_t[i, m] = (1 − α) P_{t-1}[i, m] + α act'(u_t[i]) z_t[m].
+
+The error reaches unit i not through W_outᵀ but through a fixed random matrix ``B`` (n_rec, n_out):
+
+    q_t = B dy_t,   dy_t = ∂L/∂y_t,   ∂L/∂θ[i, m] ≈ Σ_t q_t[i] P_t[i, m].
+
+``dy_t`` is the loss's own output error (:func:`loopy_edu.readout.sequence_loss`), for n_b streams
+``m_t (y_t − target_t)/n_b`` with "mse" and ``m_t (softmax(y_t) − target_t)/n_b`` with "xent" (there
+"y − target" means softmax(y) − target), so the gradients are summed over the masked steps and averaged
+over the batch with the same 1/n_b as the loss. W_out and b_out get their
+exact gradient. Memory N·M per stream, O(N²) work per step: the same order as running the network.
+
+**e-prop for these units.** e-prop's eligibility trace is RTRL's influence with the step Jacobian
+∂h_t/∂h_{t-1} = (1 − α) I + α diag(act'(u_t)) W_rec cut down to its diagonal: each unit keeps its own
+dependence on its past, ∂h_t[i]/∂h_{t-1}[i] = (1 − α) + α act'(u_t[i]) W_rec[i, i], and drops every
+other unit's (the form in which Marschall et al. 2020 compare the two algorithms). Its trace is
+
+    ε_t[i, m] = ((1 − α) + α act'(u_t[i]) W_rec[i, i]) ε_{t-1}[i, m] + α act'(u_t[i]) z_t[m],
+
+RFLO's P plus the self-connection term. So the two traces are equal when W_rec has a zero diagonal
+(Bellec et al.'s networks have no self-connections; counting a self-connection as recurrent input
+rather than as part of the unit's own dynamics gives the same RFLO trace), and when W_rec is diagonal
+(uncoupled units) ε is the exact influence, so symmetric e-prop is then exactly BPTT. The learning
+signal goes through ``W_outᵀ`` (symmetric e-prop) or through a random ``B`` (random e-prop).
+"""
+import numpy as np
+
+from .activations import ACTIVATIONS, CODES
+from .backend import check_backend
+from .checks import check_array, check_finite_loss, check_positive
+from .readout import LOSSES, check_sequences, readout, sequence_loss
+from .rnn import step
+from .rtrl import OnlineRTRL
+
+
+def random_feedback(model, seed=0, scale=None):
+    """A fixed random feedback matrix B (n_rec, n_out), Gaussian with std ``scale`` (default 1/√n_out,
+    so that q = B dy has about the size of dy's entries whatever the number of outputs)."""
+    scale = 1 / np.sqrt(model.n_out) if scale is None else check_positive(scale, "scale")
+    rng = np.random.default_rng(seed)
+    return (scale * rng.standard_normal((model.n_rec, model.n_out))).astype(model.dtype)
+
+
+def check_feedback(B, model):
+    """B as a C-contiguous (n_rec, n_out) array of the model's dtype, or ValueError naming "B"."""
+    return np.ascontiguousarray(check_array(B, "B", shape=(model.n_rec, model.n_out), dtype=model.dtype))
+
+
+def trace_step(P, W_rec, acts, z, alpha, activation, self_term=False):
+    """The eligibility traces P_t (B, N, M) from P_{t-1} (B, N, M), act(u_t) (B, N) and z_t (B, M).
+    ``self_term=True`` keeps each unit's self-connection in the decay: e-prop's trace."""
+    _, act_grad = ACTIVATIONS[activation]
+    d = alpha * act_grad(acts)                                 # (B, N): α act'(u_t), ∂h_t/∂u_t
+    self_weight = np.diag(W_rec) if self_term else 0.0         # RFLO drops even unit i's own loop
+    decay = (1 - alpha) + d * self_weight                      # (B, N): ∂h_t[i]/∂h_{t-1}[i] kept
+    return decay[:, :, None] * P + d[:, :, None] * z[:, None, :]
+
+
+def rflo_step(params, B, h, P, x, target, mask, alpha, activation, loss, self_term=False):
+    """Advance one step and return ``(h_t, P_t, L_t, grads of L_t)``: the approximate gradient is the sum
+    of these over t. B (N, n_out), h (B, N), P (B, N, M), x (B, n_in), target (B, n_out), mask (B,)."""
+    N = h.shape[1]
+    z = np.concatenate([h, x, np.ones((len(h), 1), dtype=h.dtype)], axis=1)   # (B, M)
+    h, acts = step(params, h, x, alpha, activation)
+    P = trace_step(P, params["W_rec"], acts, z, alpha, activation, self_term)
+    value, dy = sequence_loss(readout(params["W_out"], params["b_out"], h)[None], target[None],
+                              mask[None], loss)
+    dy = dy[0]                                                 # (B, n_out)
+    q = dy @ B.T                                               # learning signal q_t = B dy_t (B, N)
+    g = np.einsum("bi,bim->im", q, P)                          # (N, M): Σ_b q_t[b, i] P_t[b, i, m]
+    n_in = x.shape[1]
+    grads = {"W_in": np.ascontiguousarray(g[:, N:N + n_in]), "W_rec": np.ascontiguousarray(g[:, :N]),
+             "b_rec": np.ascontiguousarray(g[:, -1]), "W_out": dy.T @ h, "b_out": dy.sum(axis=0)}
+    return h, P, value, grads
+
+
+def _approximate(model, xs, targets, B, loss, mask, backend, self_term):
+    xs, targets, mask, _ = check_sequences(xs, targets, mask, model.n_in, model.n_out, model.dtype, loss)
+    B = check_feedback(B, model)
+    backend = check_backend(backend or model.backend)
+    if backend != "numpy":
+        value, grads = _kernels(backend).rflo(
+            *model.weights(), B, np.ascontiguousarray(xs), np.ascontiguousarray(targets),
+            np.ascontiguousarray(mask), model.alpha, CODES[model.activation], LOSSES.index(loss), self_term)
+        return float(value), dict(zip(model.params, grads))
+    T, n = xs.shape[:2]
+    N, M = model.n_rec, model.n_rec + model.n_in + 1
+    h, P = np.zeros((n, N), dtype=model.dtype), np.zeros((n, N, M), dtype=model.dtype)
+    total, grads = 0.0, {k: np.zeros_like(p) for k, p in model.params.items()}
+    for t in range(T):
+        h, P, value, g = rflo_step(model.params, B, h, P, xs[t], targets[t], mask[t], model.alpha,
+                                   model.activation, loss, self_term)
+        total += value
+        for k in grads:
+            grads[k] += g[k]
+    return total, grads
+
+
+def rflo(model, xs, targets, B, loss="mse", mask=None, backend=None):
+    """The loss and RFLO's approximate gradient for a :class:`loopy_edu.rnn.RNN` (Chapter 9).
+
+    xs (T, [B,] n_in), targets (T, [B,] n_out), mask (T, [B]) as in :func:`loopy_edu.bptt.bptt`; B
+    (n_rec, n_out) is the feedback matrix (:func:`random_feedback`). Returns ``(loss, grads)`` keyed like
+    ``model.params``; W_out and b_out's gradients are exact, the recurrent layer's are Σ_t q_t ⊗ P_t.
+    """
+    return _approximate(model, xs, targets, B, loss, mask, backend, self_term=False)
+
+
+def eprop(model, xs, targets, B=None, loss="mse", mask=None, backend=None):
+    """The loss and e-prop's approximate gradient (Chapter 9): RFLO's rule with the self-connection kept
+    in the trace (module docstring). ``B=None`` is symmetric e-prop (the error fed back through
+    W_outᵀ, taken at call time); a given B (n_rec, n_out) is random e-prop."""
+    if B is None:
+        B = model.params["W_out"].T
+    return _approximate(model, xs, targets, B, loss, mask, backend, self_term=True)
+
+
+def _kernels(backend):
+    if backend == "numba":
+        from .kernels import rflo_numba as k
+    else:
+        from .kernels import rflo_cuda as k
+    return k
+
+
+class OnlineRFLO(OnlineRTRL):
+    """RFLO while the sequence streams: after each step t the optimizer applies q_t ⊗ P_t (and the exact
+    readout gradient) at once. Like :class:`loopy_edu.rtrl.OnlineRTRL` (same ``step``, ``run`` and
+    ``reset``), but each stream carries only its traces P (N, M) instead of the influence (N, N, M)."""
+
+    desc = "online RFLO"
+
+    def __init__(self, model, optimizer, B, loss="mse", batch=1, backend=None):
+        self.B = check_feedback(B, model)
+        super().__init__(model, optimizer, loss, batch, backend)
+
+    def reset(self):
+        m = self.model
+        self.steps = 0
+        self.h = np.zeros((self.batch, m.n_rec), dtype=m.dtype)                          # (B, N)
+        self.P = np.zeros((self.batch, m.n_rec, m.n_rec + m.n_in + 1), dtype=m.dtype)    # (B, N, M)
+
+    def _step(self, x, target, mask):
+        m = self.model
+        if self.backend == "numpy":
+            self.h, self.P, value, grads = rflo_step(m.params, self.B, self.h, self.P, x, target, mask,
+                                                     m.alpha, m.activation, self.loss)
+        else:
+            value, grads = _kernels(self.backend).online_step(
+                *m.weights(), self.B, self.h, self.P, np.ascontiguousarray(x), np.ascontiguousarray(target),
+                np.ascontiguousarray(mask), m.alpha, CODES[m.activation], LOSSES.index(self.loss), False)
+            grads = dict(zip(m.params, grads))
+        check_finite_loss(value, self.steps, getattr(self.optimizer, "lr", None))
+        self.steps += 1
+        self.optimizer.step(m.params, grads)
+        return value

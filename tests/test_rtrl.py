@@ -127,3 +127,9 @@ def test_diverging_online_run_raises():
     model = RNN(1, 8, 1, activation="relu", seed=0)
     with pytest.raises(FloatingPointError, match="learning rate 1000"):
         OnlineRTRL(model, SGD(1e3)).run(task.xs, task.targets, task.mask, progress=False)
+
+
+def test_learner_arguments_are_checked():
+    model = RNN(1, 3, 2)
+    with pytest.raises(ValueError, match="batch: expected a positive integer"):
+        OnlineRTRL(model, SGD(0.1), batch=0)

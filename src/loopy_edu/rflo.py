@@ -36,10 +36,10 @@ import numpy as np
 
 from .activations import ACTIVATIONS, CODES
 from .backend import check_backend
-from .checks import check_array, check_finite_loss, check_positive
+from .checks import check_array, check_positive
 from .readout import LOSSES, check_sequences, readout, sequence_loss
 from .rnn import step
-from .rtrl import OnlineRTRL
+from .rtrl import OnlineRTRL, split_rows, sum_over_steps
 
 
 def random_feedback(model, seed=0, scale=None):
@@ -68,7 +68,6 @@ def trace_step(P, W_rec, acts, z, alpha, activation, self_term=False):
 def rflo_step(params, B, h, P, x, target, mask, alpha, activation, loss, self_term=False):
     """Advance one step and return ``(h_t, P_t, L_t, grads of L_t)``: the approximate gradient is the sum
     of these over t. B (N, n_out), h (B, N), P (B, N, M), x (B, n_in), target (B, n_out), mask (B,)."""
-    N = h.shape[1]
     z = np.concatenate([h, x, np.ones((len(h), 1), dtype=h.dtype)], axis=1)   # (B, M)
     h, acts = step(params, h, x, alpha, activation)
     P = trace_step(P, params["W_rec"], acts, z, alpha, activation, self_term)
@@ -77,10 +76,7 @@ def rflo_step(params, B, h, P, x, target, mask, alpha, activation, loss, self_te
     dy = dy[0]                                                 # (B, n_out)
     q = dy @ B.T                                               # learning signal q_t = B dy_t (B, N)
     g = np.einsum("bi,bim->im", q, P)                          # (N, M): Σ_b q_t[b, i] P_t[b, i, m]
-    n_in = x.shape[1]
-    grads = {"W_in": np.ascontiguousarray(g[:, N:N + n_in]), "W_rec": np.ascontiguousarray(g[:, :N]),
-             "b_rec": np.ascontiguousarray(g[:, -1]), "W_out": dy.T @ h, "b_out": dy.sum(axis=0)}
-    return h, P, value, grads
+    return h, P, value, {**split_rows(g, x.shape[1]), "W_out": dy.T @ h, "b_out": dy.sum(axis=0)}
 
 
 def _approximate(model, xs, targets, B, loss, mask, backend, self_term):
@@ -92,17 +88,11 @@ def _approximate(model, xs, targets, B, loss, mask, backend, self_term):
             *model.weights(), B, np.ascontiguousarray(xs), np.ascontiguousarray(targets),
             np.ascontiguousarray(mask), model.alpha, CODES[model.activation], LOSSES.index(loss), self_term)
         return float(value), dict(zip(model.params, grads))
-    T, n = xs.shape[:2]
     N, M = model.n_rec, model.n_rec + model.n_in + 1
-    h, P = np.zeros((n, N), dtype=model.dtype), np.zeros((n, N, M), dtype=model.dtype)
-    total, grads = 0.0, {k: np.zeros_like(p) for k, p in model.params.items()}
-    for t in range(T):
-        h, P, value, g = rflo_step(model.params, B, h, P, xs[t], targets[t], mask[t], model.alpha,
-                                   model.activation, loss, self_term)
-        total += value
-        for k in grads:
-            grads[k] += g[k]
-    return total, grads
+    step_fn = lambda h, P, x, target, m: rflo_step(model.params, B, h, P, x, target, m, model.alpha,
+                                                   model.activation, loss, self_term)
+    return sum_over_steps(model, xs, targets, mask, step_fn,
+                          np.zeros((xs.shape[1], N, M), dtype=model.dtype))
 
 
 def rflo(model, xs, targets, B, loss="mse", mask=None, backend=None):
@@ -149,17 +139,14 @@ class OnlineRFLO(OnlineRTRL):
         self.h = np.zeros((self.batch, m.n_rec), dtype=m.dtype)                          # (B, N)
         self.P = np.zeros((self.batch, m.n_rec, m.n_rec + m.n_in + 1), dtype=m.dtype)    # (B, N, M)
 
-    def _step(self, x, target, mask):
+    def _advance(self, x, target, mask):
+        """Advance h and the traces P by one step; return L_t and RFLO's update for it."""
         m = self.model
         if self.backend == "numpy":
             self.h, self.P, value, grads = rflo_step(m.params, self.B, self.h, self.P, x, target, mask,
                                                      m.alpha, m.activation, self.loss)
-        else:
-            value, grads = _kernels(self.backend).online_step(
-                *m.weights(), self.B, self.h, self.P, np.ascontiguousarray(x), np.ascontiguousarray(target),
-                np.ascontiguousarray(mask), m.alpha, CODES[m.activation], LOSSES.index(self.loss), False)
-            grads = dict(zip(m.params, grads))
-        check_finite_loss(value, self.steps, getattr(self.optimizer, "lr", None))
-        self.steps += 1
-        self.optimizer.step(m.params, grads)
-        return value
+            return value, grads
+        value, grads = _kernels(self.backend).online_step(
+            *m.weights(), self.B, self.h, self.P, np.ascontiguousarray(x), np.ascontiguousarray(target),
+            np.ascontiguousarray(mask), m.alpha, CODES[m.activation], LOSSES.index(self.loss), False)
+        return value, dict(zip(m.params, grads))

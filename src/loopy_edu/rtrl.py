@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .activations import ACTIVATIONS, CODES
 from .backend import check_backend
-from .checks import check_finite_loss
+from .checks import check_choice, check_finite_loss, check_positive
 from .readout import LOSSES, check_sequences, readout, sequence_loss
 from .rnn import step
 
@@ -31,11 +31,32 @@ def influence_step(J, W_rec, acts, z, alpha, activation):
     return J_new
 
 
+def split_rows(g, n_in):
+    """The recurrent layer's gradients from ``g`` (N, M) gathered by rows θ_i = [W_rec[i], W_in[i],
+    b_rec[i]]."""
+    N = g.shape[0]
+    return {"W_in": np.ascontiguousarray(g[:, N:N + n_in]), "W_rec": np.ascontiguousarray(g[:, :N]),
+            "b_rec": np.ascontiguousarray(g[:, -1])}
+
+
+def sum_over_steps(model, xs, targets, mask, step_fn, state):
+    """Σ_t L_t and Σ_t ∂L_t/∂θ over xs (T, B, n_in) from h_0 = 0, where ``step_fn(h, state, x_t,
+    target_t, mask_t)`` returns ``(h_t, state_t, L_t, grads of L_t)`` and ``state`` is the rule's memory
+    at t = 0 (RTRL's influence, RFLO's traces)."""
+    h = np.zeros((xs.shape[1], model.n_rec), dtype=model.dtype)
+    total, grads = 0.0, {k: np.zeros_like(p) for k, p in model.params.items()}
+    for t in range(len(xs)):
+        h, state, value, g = step_fn(h, state, xs[t], targets[t], mask[t])
+        total += value
+        for k in grads:
+            grads[k] += g[k]
+    return total, grads
+
+
 def rtrl_step(params, h, J, x, target, mask, alpha, activation, loss):
     """Advance one step and return ``(h_t, J_t, L_t, grads of L_t)``; the sequence's gradient is the sum
     of these over t. x (B, n_in), target (B, n_out), mask (B,)."""
-    B, N = h.shape
-    z = np.concatenate([h, x, np.ones((B, 1), dtype=h.dtype)], axis=1)    # (B, M)
+    z = np.concatenate([h, x, np.ones((len(h), 1), dtype=h.dtype)], axis=1)    # (B, M)
     h, acts = step(params, h, x, alpha, activation)
     J = influence_step(J, params["W_rec"], acts, z, alpha, activation)
     value, dy = sequence_loss(readout(params["W_out"], params["b_out"], h)[None], target[None],
@@ -43,11 +64,7 @@ def rtrl_step(params, h, J, x, target, mask, alpha, activation, loss):
     dy = dy[0]                                                       # (B, n_out)
     c = dy @ params["W_out"]                                         # ∂L_t/∂h_t (B, N)
     g = np.einsum("bk,bkim->im", c, J)                               # (N, M) = Σ_k c_k J_t[k]
-    n_in = x.shape[1]
-    grads = {"W_in": np.ascontiguousarray(g[:, N:N + n_in]), "W_rec": np.ascontiguousarray(g[:, :N]),
-             "b_rec": np.ascontiguousarray(g[:, -1]),
-             "W_out": dy.T @ h, "b_out": dy.sum(axis=0)}
-    return h, J, value, grads
+    return h, J, value, {**split_rows(g, x.shape[1]), "W_out": dy.T @ h, "b_out": dy.sum(axis=0)}
 
 
 def rtrl(model, xs, targets, loss="mse", mask=None, backend=None):
@@ -60,17 +77,11 @@ def rtrl(model, xs, targets, loss="mse", mask=None, backend=None):
         value, grads = _kernels(backend).rtrl(*weights, xs, targets, mask, model.alpha,
                                                    CODES[model.activation], LOSSES.index(loss))
         return float(value), dict(zip(model.params, grads))
-    T, B, _ = xs.shape
     N, M = model.n_rec, model.n_rec + model.n_in + 1
-    h, J = np.zeros((B, N), dtype=model.dtype), np.zeros((B, N, N, M), dtype=model.dtype)
-    total, grads = 0.0, {k: np.zeros_like(p) for k, p in model.params.items()}
-    for t in range(T):
-        h, J, value, g = rtrl_step(model.params, h, J, xs[t], targets[t], mask[t], model.alpha,
-                                   model.activation, loss)
-        total += value
-        for k in grads:
-            grads[k] += g[k]
-    return total, grads
+    step_fn = lambda h, J, x, target, m: rtrl_step(model.params, h, J, x, target, m, model.alpha,
+                                                   model.activation, loss)
+    return sum_over_steps(model, xs, targets, mask, step_fn,
+                          np.zeros((xs.shape[1], N, N, M), dtype=model.dtype))
 
 
 def _kernels(backend):
@@ -94,10 +105,8 @@ class OnlineRTRL:
 
     def __init__(self, model, optimizer, loss="mse", batch=1, backend=None):
         self.model, self.optimizer = model, optimizer
-        self.loss = loss
-        check_sequences(np.zeros((1, batch, model.n_in)), np.full((1, batch, model.n_out), 1 / model.n_out),
-                        None, model.n_in, model.n_out, model.dtype, loss)
-        self.batch = batch
+        self.loss = check_choice(loss, "loss", LOSSES)
+        self.batch = check_positive(batch, "batch", integer=True)
         self.backend = check_backend(backend or model.backend)
         self.reset()
 
@@ -107,19 +116,24 @@ class OnlineRTRL:
         self.h = np.zeros((self.batch, m.n_rec), dtype=m.dtype)                         # (B, N)
         self.J = np.zeros((self.batch, m.n_rec, m.n_rec, m.n_rec + m.n_in + 1), dtype=m.dtype)
 
-    def _step(self, x, target, mask):
+    def _advance(self, x, target, mask):
+        """Advance h and J by one step; return L_t and its gradient."""
         m = self.model
         if self.backend == "numpy":
             self.h, self.J, value, grads = rtrl_step(m.params, self.h, self.J, x, target, mask, m.alpha,
                                                      m.activation, self.loss)
-        else:
-            value, grads = _kernels(self.backend).online_step(
-                *m.weights(), self.h, self.J, x, target, mask, m.alpha, CODES[m.activation],
-                LOSSES.index(self.loss))
-            grads = dict(zip(m.params, grads))
+            return value, grads
+        value, grads = _kernels(self.backend).online_step(
+            *m.weights(), self.h, self.J, x, target, mask, m.alpha, CODES[m.activation],
+            LOSSES.index(self.loss))
+        return value, dict(zip(m.params, grads))
+
+    def _step(self, x, target, mask):
+        """One step of learning: advance, then let the optimizer apply L_t's gradient at once."""
+        value, grads = self._advance(x, target, mask)
         check_finite_loss(value, self.steps, getattr(self.optimizer, "lr", None))
         self.steps += 1
-        self.optimizer.step(m.params, grads)
+        self.optimizer.step(self.model.params, grads)
         return value
 
     def step(self, x, target, mask=None):

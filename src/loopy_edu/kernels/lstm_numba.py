@@ -11,10 +11,11 @@ import numpy as np
 from numba import njit
 
 from . import scalar
+from ..activations import CODES
 from .readout_numba import readout, sequence_loss
 
 _act = njit(cache=True, inline="always")(scalar.act)
-SIGMOID, TANH = 0, 1                                     # activations.CODES
+SIGMOID, TANH = CODES["sigmoid"], CODES["tanh"]
 
 
 @njit(cache=True)

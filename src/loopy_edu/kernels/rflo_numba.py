@@ -17,6 +17,7 @@ from numba import njit
 
 from .readout_numba import _row_loss
 from .rnn_numba import _act, _act_grad
+from .rtrl_numba import _split
 
 # Steps per chunk: the traces and the gradient are touched once per chunk instead of once per step.
 CHUNK = 32
@@ -90,13 +91,6 @@ def _run(W_in, W_rec, b_rec, W_out, b_out, Bfb, h, P, xs, targets, mask, alpha, 
                 for m in range(M):
                     Pi[m] = keep * Pi[m] + S[i, m]
     return total
-
-
-@njit(cache=True)
-def _split(g, N, n_in):
-    """(W_in, W_rec, b_rec) gradients from the row-gathered g (N, M)."""
-    return (np.ascontiguousarray(g[:, N:N + n_in]), np.ascontiguousarray(g[:, :N]),
-            np.ascontiguousarray(g[:, N + n_in]))
 
 
 @njit(cache=True)

@@ -54,7 +54,7 @@ def _step(W_in, W_rec, b_rec, W_out, b_out, h, J, J_next, x, target, mask, alpha
 
 @njit(cache=True)
 def _split(g_theta, N, n_in):
-    """(W_in, W_rec, b_rec) gradients from the row-gathered g_theta (N·M,)."""
+    """(W_in, W_rec, b_rec) gradients from the row-gathered g_theta, (N·M,) or (N, M)."""
     g = g_theta.reshape(N, N + n_in + 1)
     return (np.ascontiguousarray(g[:, N:N + n_in]), np.ascontiguousarray(g[:, :N]),
             np.ascontiguousarray(g[:, N + n_in]))

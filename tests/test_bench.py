@@ -44,3 +44,7 @@ def test_bench_local_tables():
     rows = [line.split() for line in blocks[0].splitlines()[3:5]]
     assert [r[0] for r in rows] == ["2", "4"] and rows[1][3] == "-"        # RTRL only up to rtrl_max
     assert [line.split()[0] for line in blocks[1].splitlines()[3:]] == ["1", "3"]
+    assert "numba RTRL" not in blocks[0]                                   # one RTRL size: no slope
+    out = bench_local(seconds=0.005, rflo_sizes=(2, 4), rtrl_max=4, T=3, chain_lengths=(1,), n_synapses=10,
+                      chain_steps=2)
+    assert "numba RTRL" in out.split("\n\n")[0]

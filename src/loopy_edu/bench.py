@@ -273,7 +273,7 @@ def bench_local(seconds=1.0, dtype=np.float64, rflo_sizes=(32, 64, 128, 256, 512
     from .rtrl import rtrl
     from .synapses import SynapseChain
     gpu = _gpu_backends()
-    rows, costs = [], {"numpy": [], "numba": []}
+    rows, costs, rtrl_costs = [], {"numpy": [], "numba": []}, []
     for N in rflo_sizes:
         model = RNN(RNN_IO, N, RNN_IO, alpha=0.1, dtype=dtype)
         B = random_feedback(model)
@@ -283,13 +283,17 @@ def bench_local(seconds=1.0, dtype=np.float64, rflo_sizes=(32, 64, 128, 256, 512
         rtrl_ms = "-"
         if N <= rtrl_max:
             short = 4
-            rtrl_ms = f"{_per_call(lambda: rtrl(model, xs[:short], tg[:short]), seconds) / short * 1e3:.3f}"
+            rtrl_costs.append(_per_call(lambda: rtrl(model, xs[:short], tg[:short]), seconds) / short)
+            rtrl_ms = f"{rtrl_costs[-1] * 1e3:.3f}"
         rows.append([N, f"{costs['numpy'][-1] * 1e3:.3f}", f"{costs['numba'][-1] * 1e3:.4f}", rtrl_ms,
                      f"{costs['numpy'][-1] / costs['numba'][-1]:.1f}x"])
     slopes = ", ".join(f"{be} RFLO {_fit_slope(rflo_sizes, costs[be], 128):.2f}" for be in costs)
+    rtrl_sizes = [N for N in rflo_sizes if N <= rtrl_max]
+    if len(rtrl_sizes) >= 2:     # RTRL's slope over its two largest sizes, where N^4 dominates
+        slopes += f"; numba RTRL {_fit_slope(rtrl_sizes, rtrl_costs, rtrl_sizes[-2]):.2f} (N >= {rtrl_sizes[-2]})"
     out = [f"RFLO cost per step, batch 1, T={T} ({np.dtype(dtype).name}), beside exact RTRL (numba)\n"
            + _table(["N", "numpy ms", "numba ms", "RTRL ms", "numba/numpy"], rows)
-           + f"\nlog-log slopes (fitted over N >= 128): {slopes}"]
+           + f"\nlog-log slopes (RFLO fitted over N >= 128): {slopes}"]
     if gpu:
         rows = []
         for N in (64, 256):

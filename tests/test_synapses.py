@@ -1,8 +1,9 @@
-"""Complex synapses (Chapter 10): the charge identity, backends agree, forgetting curves, SNR vs age."""
+"""Complex synapses (Chapter 10): the charge identity, backends agree, forgetting curves, SNR vs age,
+memory lifetimes."""
 import numpy as np
 import pytest
 
-from loopy_edu.synapses import SynapseChain, chain_constants, memory_retention
+from loopy_edu.synapses import SynapseChain, chain_constants, lifetime, memory_retention, snr_by_age
 
 BACKENDS = ["numpy", "numba", "cuda"]
 
@@ -210,3 +211,68 @@ def test_numba_blocks_cover_every_synapse():
         syn.run(9, dws)
         out[backend] = syn.u
     np.testing.assert_allclose(out["numba"], out["numpy"], rtol=1e-12, atol=1e-12)
+
+
+def test_snr_by_age_matches_the_linear_theory():
+    """The memory of age a shares the weights with every other one stored: B burn-in patterns and
+    n_ages - 1 tracked ones, so SNR(a) = √N r(a) / sqrt(Σ_{s=0}^{B+n_ages-1} r(s)² − r(a)²)."""
+    N, B, n_ages = 2000, 200, 101
+    snr = snr_by_age(4, N, n_ages, n_trials=8, eta=0.3, burn_in=B, seed=3)
+    assert snr.shape == (n_ages,)
+    C, g = chain_constants(4)
+    r = _pulse_response(C, g, 1.0, B + n_ages)
+    total = np.sum(r[:B + n_ages] ** 2)
+    ages = np.array([0, 1, 3, 10, 30, 100])
+    theory = np.sqrt(N) * r[ages] / np.sqrt(total - r[ages] ** 2)
+    assert np.all(np.abs(snr[ages] - theory) < 1.5 + 0.05 * theory), (snr[ages], theory)
+
+
+def test_snr_by_age_simple_synapse_forgets_geometrically():
+    """m = 1: SNR(a) ∝ λ^a with λ = 1 - g12; fit over many ages of one run."""
+    snr = snr_by_age(1, 4000, 60, n_trials=8, g12=0.05, burn_in=300, seed=0)
+    rate = np.polyfit(np.arange(60), np.log(snr), 1)[0]
+    assert abs(rate - np.log(0.95)) < 0.1 * abs(np.log(0.95))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cuda"])
+def test_snr_by_age_backends_agree(backend):
+    kw = dict(n_trials=2, burn_in=3, seed=5)
+    ref = snr_by_age(3, 6, 5, backend="numba", **kw)
+    got = snr_by_age(3, 6, 5, backend=backend, **kw)
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+def test_snr_by_age_equals_memory_retention_for_the_newest_memory():
+    """Age 0 of snr_by_age is the last pattern stored: the same estimator as memory_retention at age 0
+    after burn_in + n_ages - 1 earlier patterns, on the same random stream up to that point."""
+    a = snr_by_age(3, 50, 1, n_trials=3, burn_in=20, seed=7)
+    b = memory_retention(3, 50, [0], n_trials=3, burn_in=20, seed=7)[1]
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+@pytest.mark.parametrize("curve, expected", [
+    (lambda a: 20.0 / np.sqrt(np.maximum(a, 1)), 400.0),        # 20 a^{-1/2} = 1 at a = 400
+    (lambda a: 40.0 * 0.9 ** a, np.log(40.0) / np.log(1 / 0.9)),  # exponential: a = ln 40 / ln(1/0.9)
+])
+def test_lifetime_of_known_curves(curve, expected):
+    snr = curve(np.arange(2000.0))
+    assert abs(lifetime(snr) - expected) < 0.05 * expected
+
+
+def test_lifetime_is_robust_to_noise_and_nan_without_crossing():
+    rng = np.random.default_rng(0)
+    a = np.arange(4000.0)
+    snr = 30.0 / np.sqrt(np.maximum(a, 1)) + 0.5 * rng.standard_normal(4000)
+    assert abs(lifetime(snr) - 900.0) < 0.15 * 900.0
+    assert np.isnan(lifetime(np.full(100, 5.0)))
+
+
+def test_lifetime_and_snr_by_age_bad_inputs():
+    with pytest.raises(ValueError, match="snr: expected at least 3 ages, got 2"):
+        lifetime(np.ones(2))
+    with pytest.raises(ValueError, match="snr: expected a 1-D array"):
+        lifetime(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="n_ages: expected a positive integer"):
+        snr_by_age(2, 10, 0)
+    with pytest.raises(ValueError, match="burn_in: expected a non-negative integer"):
+        snr_by_age(2, 10, 5, burn_in=-1)

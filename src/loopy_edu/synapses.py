@@ -27,7 +27,12 @@ self-similarity in the Laplace domain gives, between the fastest time 1/g12 and 
 
     u_1(t) ~ t^{-α},   α = ln ratio_C / ln(ratio_C · ratio_g),
 
-so α = 1/2 (Benna & Fusi's 1/√t) when ratio_g = ratio_C, the default, and α = 1/3 for ratio_g = 4.
+so α = 1/2 (Benna & Fusi's 1/√t) when ratio_g = ratio_C, and α = 1/3 for ratio_g = 4. The default
+ratio_C = ratio_g = 2 is Benna & Fusi's reference chain: capacities double and couplings halve along it,
+so each variable is 4 times slower than the one before (a diffusion on a geometrically growing grid).
+
+Memory lifetime (:func:`snr_by_age`, :func:`lifetime`): store random patterns, one per step, and find
+the age at which a memory's signal-to-noise ratio falls to 1.
 """
 import numpy as np
 
@@ -37,7 +42,8 @@ from .checks import check_array, check_positive
 
 def chain_constants(m, g12=0.5, ratio_C=2.0, ratio_g=2.0, g_leak=None):
     """The capacities C (m,) and the conductances g (m,) of a chain; g[k-1] = g_{k,k+1}, so g[-1] is the
-    leak g_{m,m+1} (by the geometric rule unless ``g_leak`` is given; 0 closes the chain)."""
+    leak g_{m,m+1} (by the geometric rule unless ``g_leak`` is given; 0 closes the chain). The default
+    ratios, 2 and 2, are Benna & Fusi's: C_k = 2^{k-1}, g_{k,k+1} = g12 2^{-(k-1)} (Chapter 10)."""
     check_positive(m, "m", integer=True)
     check_positive(g12, "g12")
     check_positive(ratio_C, "ratio_C")
@@ -156,6 +162,98 @@ def memory_retention(m, n_synapses, ages, n_trials=8, eta=1.0, burn_in=1000, see
     ages = check_array(ages, "ages", ndim=1)
     if ages.dtype.kind not in "iu" or ages.min() < 0 or np.any(np.diff(ages) <= 0):
         raise ValueError(f"ages: expected increasing non-negative integers, got {ages!r}")
+    syn, rng = _population(m, n_synapses, n_trials, eta, burn_in, seed, backend, chain)
+    xi = _signs(rng, (n_trials, n_synapses))
+    syn.step(eta * xi)
+    snr, age = np.empty((len(ages), n_trials)), 0
+    for j, a in enumerate(ages):
+        _store_random(syn, rng, int(a) - age, eta)
+        age = int(a)
+        overlap = xi * syn.weight                         # (n_trials, N)
+        snr[j] = np.sqrt(n_synapses) * overlap.mean(axis=1) / overlap.std(axis=1)
+    return ages, snr.mean(axis=1), snr.std(axis=1) / np.sqrt(n_trials)
+
+
+def snr_by_age(m, n_synapses, n_ages, n_trials=1, eta=1.0, burn_in=1000, seed=0, backend=DEFAULT, **chain):
+    """The SNR of every memory against its age, read from one run (Chapter 10).
+
+    Same protocol and estimator as :func:`memory_retention`, but after the burn-in every one of the
+    ``n_ages`` patterns stored is tracked: at the end, the pattern stored a steps before the last has
+    age a, and all of them are read from the same weights. So one run gives the whole curve for ages
+    0 .. n_ages-1, with one sample per age and population instead of one per run. Returns the SNR
+    averaged over trials, shape (n_ages,), indexed by age.
+    """
+    check_positive(n_ages, "n_ages", integer=True)
+    syn, rng = _population(m, n_synapses, n_trials, eta, burn_in, seed, backend, chain)
+    # The patterns are kept as bits (1/8 byte per entry) and replayed from the same random stream.
+    state = rng.bit_generator.state
+    _store_random(syn, rng, n_ages, eta)
+    rng.bit_generator.state = state
+    w = syn.weight                                        # (n_trials, N)
+    w2 = (w ** 2).mean(axis=1)
+    snr = np.empty((n_ages, n_trials))
+    chunk = _chunk(n_trials, n_synapses)
+    for t0 in range(0, n_ages, chunk):
+        xi = _signs(rng, (min(chunk, n_ages - t0), n_trials, n_synapses))
+        mean = np.einsum("stn,tn->st", xi, w) / n_synapses   # mean_i(ξ_i w_i), (s, n_trials)
+        snr[t0:t0 + len(xi)] = np.sqrt(n_synapses) * mean / np.sqrt(w2 - mean ** 2)
+    return snr[::-1].mean(axis=1)                         # row n_ages-1-a was stored a steps before the end
+
+
+def lifetime(snr, threshold=1.0, bins_per_decade=10):
+    """The memory lifetime: the age at which a retention curve ``snr`` (n_ages,), indexed by age as
+    from :func:`snr_by_age`, falls below ``threshold`` (Chapter 10).
+
+    One age's SNR is noisy, so ages 1 .. n_ages-1 are grouped into bins of equal width in log-age and
+    averaged; the lifetime is interpolated linearly in log-age between the last bin above the threshold
+    and the first below it. NaN if no bin falls below it.
+    """
+    snr = check_array(snr, "snr", ndim=1)
+    check_positive(bins_per_decade, "bins_per_decade", integer=True)
+    n = len(snr)
+    if n < 3:
+        raise ValueError(f"snr: expected at least 3 ages, got {n}")
+    edges = np.unique(np.round(np.logspace(0, np.log10(n), int(np.ceil(bins_per_decade * np.log10(n))) + 1)))
+    edges = edges.astype(int)
+    edges[-1] = n
+    log_age = np.array([np.log(np.arange(a, b)).mean() for a, b in zip(edges[:-1], edges[1:])])
+    level = np.array([snr[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])
+    below = np.flatnonzero(level < threshold)
+    if not len(below):
+        return float("nan")
+    j = below[0]
+    if j == 0:
+        return float(np.exp(log_age[0]))
+    frac = (level[j - 1] - threshold) / (level[j - 1] - level[j])
+    return float(np.exp(log_age[j - 1] + frac * (log_age[j] - log_age[j - 1])))
+
+
+def _chunk(n_trials, n_synapses):
+    """Steps per compiled call: about 2^20 synapse-steps, so a chunk of inputs stays cache-sized."""
+    return max(1, 2 ** 20 // (n_trials * n_synapses))
+
+
+def _signs(rng, shape):
+    """Random ±1 entries (float64) from random bytes, 8 per byte: far faster than rng.integers."""
+    n = int(np.prod(shape))
+    bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8), count=n)
+    return (2.0 * bits - 1.0).reshape(shape)
+
+
+def _store_random(syn, rng, steps, eta):
+    """Store ``steps`` fresh random patterns η ξ, one per step, drawn and run in chunks of steps."""
+    n_trials, n_synapses = syn.shape
+    chunk = _chunk(n_trials, n_synapses)
+    while steps > 0:
+        s = min(steps, chunk)
+        xi = _signs(rng, (s, n_trials, n_synapses))
+        syn.run(s, xi if eta == 1.0 else eta * xi)
+        steps -= s
+
+
+def _population(m, n_synapses, n_trials, eta, burn_in, seed, backend, chain):
+    """Validate the retention arguments; return a (n_trials, N) population that has stored
+    ``burn_in`` random patterns, and the random generator."""
     check_positive(n_synapses, "n_synapses", integer=True)
     check_positive(n_trials, "n_trials", integer=True)
     check_positive(eta, "eta")
@@ -163,23 +261,5 @@ def memory_retention(m, n_synapses, ages, n_trials=8, eta=1.0, burn_in=1000, see
         raise ValueError(f"burn_in: expected a non-negative integer, got {burn_in!r}")
     syn = SynapseChain(m, (n_trials, n_synapses), backend=backend, **chain)
     rng = np.random.default_rng(seed)
-    # Patterns are drawn in chunks of steps, so each compiled call runs many steps.
-    chunk = max(1, 2 ** 22 // (n_trials * n_synapses))
-
-    def store_random(steps):
-        while steps > 0:
-            s = min(steps, chunk)
-            syn.run(s, eta * (2.0 * rng.integers(0, 2, size=(s, n_trials, n_synapses)) - 1.0))
-            steps -= s
-
-    if burn_in:
-        store_random(burn_in)
-    xi = 2.0 * rng.integers(0, 2, size=(n_trials, n_synapses)) - 1.0
-    syn.step(eta * xi)
-    snr, age = np.empty((len(ages), n_trials)), 0
-    for j, a in enumerate(ages):
-        store_random(int(a) - age)
-        age = int(a)
-        overlap = xi * syn.weight                         # (n_trials, N)
-        snr[j] = np.sqrt(n_synapses) * overlap.mean(axis=1) / overlap.std(axis=1)
-    return ages, snr.mean(axis=1), snr.std(axis=1) / np.sqrt(n_trials)
+    _store_random(syn, rng, burn_in, eta)
+    return syn, rng

@@ -247,7 +247,7 @@ def _store_random(syn, rng, steps, eta):
     while steps > 0:
         s = min(steps, chunk)
         xi = _signs(rng, (s, n_trials, n_synapses))
-        syn.run(s, xi if eta == 1.0 else eta * xi)
+        syn.run(s, eta * xi)
         steps -= s
 
 

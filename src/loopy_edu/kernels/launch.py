@@ -17,6 +17,12 @@ def grid_1d(n):
     return (n + BLOCK_1D - 1) // BLOCK_1D, BLOCK_1D
 
 
+def recurrence_threads(N):
+    """Threads per block for a per-sequence recurrence: whole warps covering the N units, at most a
+    full block (N larger than that is strided)."""
+    return min(BLOCK_1D, 32 * ((N + 31) // 32))
+
+
 def grid_2d(rows, cols):
     """(blocks, threads) covering a ``rows`` × ``cols`` array, one thread per entry."""
     by, bx = BLOCK_2D

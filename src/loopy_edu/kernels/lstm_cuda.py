@@ -16,13 +16,12 @@ import math
 import numpy as np
 from numba import cuda
 
-from . import scalar
+from .scalar_cuda import act as _act
 from ..activations import CODES
 from ..backend import simulated
 from ..readout import LOSSES, readout, readout_grads, sequence_loss
 from .launch import BLOCK_1D, grid_2d
 
-_act = cuda.jit(device=True)(scalar.act)
 _SIGMOID, _TANH = CODES["sigmoid"], CODES["tanh"]
 
 

@@ -10,11 +10,10 @@ writes each with one ``exp``, which is cheaper than libm's ``tanh``.
 import numpy as np
 from numba import njit
 
-from . import scalar
+from .scalar_numba import act as _act
 from ..activations import CODES
 from .readout_numba import readout, sequence_loss
 
-_act = njit(cache=True, inline="always")(scalar.act)
 SIGMOID, TANH = CODES["sigmoid"], CODES["tanh"]
 
 

@@ -8,11 +8,9 @@ import math
 import numpy as np
 from numba import cuda
 
-from . import scalar
+from .scalar_cuda import act as _act, act_grad as _act_grad
 from .launch import grid_1d, grid_2d
 
-_act = cuda.jit(device=True)(scalar.act)
-_act_grad = cuda.jit(device=True)(scalar.act_grad)
 
 
 @cuda.jit

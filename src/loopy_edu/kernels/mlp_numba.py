@@ -5,10 +5,8 @@ import math
 import numpy as np
 from numba import njit
 
-from . import scalar
+from .scalar_numba import act as _act, act_grad as _act_grad
 
-_act = njit(cache=True, inline="always")(scalar.act)
-_act_grad = njit(cache=True, inline="always")(scalar.act_grad)
 
 
 @njit(cache=True)

@@ -3,9 +3,8 @@ sequence losses, shared by the compiled RNN, RTRL and LSTM kernels."""
 import numpy as np
 from numba import njit
 
-from . import scalar
+from .scalar_numba import row_loss as _row_loss
 
-_row_loss = njit(cache=True, inline="always")(scalar.row_loss)
 
 
 @njit(cache=True)

@@ -12,7 +12,8 @@ import numpy as np
 from numba import cuda
 
 from . import rnn_cuda
-from .rnn_cuda import _act, _act_grad, _row_loss, recurrence_threads
+from .launch import recurrence_threads
+from .scalar_cuda import act as _act, act_grad as _act_grad, row_loss as _row_loss
 
 
 @cuda.jit

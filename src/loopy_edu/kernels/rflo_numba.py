@@ -15,9 +15,8 @@ matrix-vector products for u_t, the readout, the loss row) still runs step by st
 import numpy as np
 from numba import njit
 
-from .readout_numba import _row_loss
-from .rnn_numba import _act, _act_grad
-from .rtrl_numba import _split
+from .rtrl_numba import split_theta
+from .scalar_numba import act as _act, act_grad as _act_grad, row_loss as _row_loss
 
 # Steps per chunk: the traces and the gradient are touched once per chunk instead of once per step.
 CHUNK = 32
@@ -104,7 +103,7 @@ def rflo(W_in, W_rec, b_rec, W_out, b_out, Bfb, xs, targets, mask, alpha, code, 
     gW_out, gb_out = np.zeros_like(W_out), np.zeros_like(b_out)
     total = _run(W_in, W_rec, b_rec, W_out, b_out, Bfb, h, P, xs, targets, mask, alpha, code, loss_code,
                  self_term, g, gW_out, gb_out)
-    gW_in, gW_rec, gb_rec = _split(g, N, n_in)
+    gW_in, gW_rec, gb_rec = split_theta(g, N, n_in)
     return total / B, (gW_in, gW_rec, gb_rec, gW_out, gb_out)
 
 
@@ -119,5 +118,5 @@ def online_step(W_in, W_rec, b_rec, W_out, b_out, Bfb, h, P, x, target, mask, al
     total = _run(W_in, W_rec, b_rec, W_out, b_out, Bfb, h, P, x.reshape(1, B, n_in),
                  target.reshape(1, B, -1), mask.reshape(1, B), alpha, code, loss_code, self_term,
                  g, gW_out, gb_out)
-    gW_in, gW_rec, gb_rec = _split(g, N, n_in)
+    gW_in, gW_rec, gb_rec = split_theta(g, N, n_in)
     return total / B, (gW_in, gW_rec, gb_rec, gW_out, gb_out)

@@ -14,23 +14,14 @@ The host functions take and return NumPy arrays, like :mod:`loopy_edu.kernels.rn
 import numpy as np
 from numba import cuda
 
-from . import scalar
+from .scalar_cuda import act as _act, act_grad as _act_grad, row_loss as _row_loss
 from ..backend import simulated
-from .launch import BLOCK_1D, BLOCK_2D, grid_1d
+from .launch import BLOCK_2D, grid_1d, recurrence_threads
 
-_act = cuda.jit(device=True)(scalar.act)
-_row_loss = cuda.jit(device=True)(scalar.row_loss)
-_act_grad = cuda.jit(device=True)(scalar.act_grad)
 
 # Rows of T·B summed by one thread before the partial sums are added; small in the simulator so that
 # the tests cross chunk boundaries.
 ROWS_PER_CHUNK = 4 if simulated() else 256
-
-
-def recurrence_threads(N):
-    """Threads per block for a per-sequence recurrence: whole warps covering the N units, at most a
-    full block (N larger than that is strided)."""
-    return min(BLOCK_1D, 32 * ((N + 31) // 32))
 
 
 @cuda.jit

@@ -7,11 +7,9 @@ single BLAS product over the flattened (T·B) axis.
 import numpy as np
 from numba import njit
 
-from . import scalar
+from .scalar_numba import act as _act, act_grad as _act_grad
 from .readout_numba import readout, sequence_loss
 
-_act = njit(cache=True)(scalar.act)
-_act_grad = njit(cache=True)(scalar.act_grad)
 
 
 @njit(cache=True)

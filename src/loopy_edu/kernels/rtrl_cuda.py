@@ -11,7 +11,7 @@ from numba import cuda
 
 from . import rnn_cuda
 from .launch import grid_1d
-from .rnn_cuda import _act_grad
+from .scalar_cuda import act_grad as _act_grad
 
 
 @cuda.jit

@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 from .readout_numba import sequence_loss
-from .rnn_numba import _act, _act_grad
+from .scalar_numba import act as _act, act_grad as _act_grad
 
 
 @njit(cache=True)
@@ -53,7 +53,7 @@ def _step(W_in, W_rec, b_rec, W_out, b_out, h, J, J_next, x, target, mask, alpha
 
 
 @njit(cache=True)
-def _split(g_theta, N, n_in):
+def split_theta(g_theta, N, n_in):
     """(W_in, W_rec, b_rec) gradients from the row-gathered g_theta, (N·M,) or (N, M)."""
     g = g_theta.reshape(N, N + n_in + 1)
     return (np.ascontiguousarray(g[:, N:N + n_in]), np.ascontiguousarray(g[:, :N]),
@@ -75,7 +75,7 @@ def rtrl(W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, alpha, code, loss_
         total += _step(W_in, W_rec, b_rec, W_out, b_out, h, J, J_next, xs[t], targets[t], mask[t], alpha,
                        code, loss_code, g_theta, gW_out, gb_out)
         J, J_next = J_next, J
-    gW_in, gW_rec, gb_rec = _split(g_theta, N, n_in)
+    gW_in, gW_rec, gb_rec = split_theta(g_theta, N, n_in)
     return total, (gW_in, gW_rec, gb_rec, gW_out, gb_out)
 
 
@@ -90,5 +90,5 @@ def online_step(W_in, W_rec, b_rec, W_out, b_out, h, J, x, target, mask, alpha, 
     value = _step(W_in, W_rec, b_rec, W_out, b_out, h, J3, J_next, x, target, mask, alpha, code,
                   loss_code, g_theta, gW_out, gb_out)
     J3[:] = J_next
-    gW_in, gW_rec, gb_rec = _split(g_theta, N, x.shape[1])
+    gW_in, gW_rec, gb_rec = split_theta(g_theta, N, x.shape[1])
     return value, (gW_in, gW_rec, gb_rec, gW_out, gb_out)

@@ -255,7 +255,7 @@ def test_bad_inputs_give_clear_errors():
         gradient_descent(m, X, Y, lr=0.1, steps=3, backend="gpu")
     with pytest.raises(ValueError, match="n_in: expected a positive integer, got 0"):
         LinearRegression(0)
-    with pytest.raises(ValueError, match="dtype: expected one of"):
+    with pytest.raises(ValueError, match="dtype: expected float32 or float64"):
         LinearRegression(2, dtype=np.int32)
     with pytest.raises(ValueError, match="ridge: expected a non-negative finite number, got -1"):
         fit_exact(X, Y, ridge=-1)

@@ -148,8 +148,8 @@ def test_regression_mode():
     (dict(sizes=[784, 0, 10]), "sizes: expected at least two positive"),
     (dict(sizes=[4, 3], activation="softsign"), "activation: expected one of"),
     (dict(sizes=[4, 3], backend="jax"), "backend: expected one of"),
-    (dict(sizes=[4, 3], dropout=1.0), "dropout: expected a probability"),
-    (dict(sizes=[4, 3], dtype=np.int32), "dtype: expected one of"),
+    (dict(sizes=[4, 3], dropout=1.0), "dropout: expected a finite number in \\[0, 1\\)"),
+    (dict(sizes=[4, 3], dtype=np.int32), "dtype: expected float32 or float64"),
     (dict(sizes=[4, 3], init="xavier"), "init: expected"),
     (dict(sizes=[4, 3], loss="hinge"), "loss: expected one of"),
 ])
@@ -181,3 +181,37 @@ def test_bad_inputs(backend):
     m.params["W2"] = m.params["W2"][:, :2]
     with pytest.raises(ValueError, match=r"params\['W2'\]: expected a float64 array of shape \(3, 3\)"):
         m.loss_and_grads(X, y)
+
+
+def test_silent_bad_values_are_refused():
+    """Defect 3: each of these used to pass, or fail with an unnamed error."""
+    with pytest.raises(ValueError, match=r"dropout: expected a finite number in \[0, 1\), got '0.5'"):
+        MLP([4, 3], dropout="0.5")
+    m = MLP([4, 3, 2])
+    X, y = _data([4, 3, 2], 5)
+    with pytest.raises(ValueError, match=r"X: expected shape \(n, 4\)"):
+        m.accuracy(X[:, :3], y)
+    with pytest.raises(ValueError, match="y: expected 5 labels"):
+        m.accuracy(X, y[:4])
+    with pytest.raises(ValueError, match="accuracy: needs a classifier"):
+        MLP([4, 2], loss="mse").accuracy(X, y)
+    m.params["W1"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"params\['W1'\]: expected finite values"):
+        m.loss(X, y)
+
+
+def test_chapter_3_backward_is_plain_backprop():
+    """Defect 4: Chapter 3 explains `backward` line by line; the later chapters' dropout and
+    feedback live beside it, and with the weights as feedback they give the same gradient."""
+    import inspect
+    from loopy_edu.mlp import backward, feedback_backward, forward
+    assert list(inspect.signature(backward).parameters) == ["params", "a", "y", "activation", "loss"]
+    m = MLP([4, 5, 3, 2], "tanh", seed=1)
+    X, y = _data([4, 5, 3, 2], 6, seed=2)
+    a = forward(m.params, X, "tanh")
+    loss, g = backward(m.params, a, y, "tanh")
+    loss_fb, g_fb = feedback_backward(m.params, a, y, "tanh", m.params)
+    assert loss == loss_fb and all(np.array_equal(g[k], g_fb[k]) for k in g)
+    ones = [np.ones((6, n)) for n in (5, 3)]
+    _, g_masked = feedback_backward(m.params, a, y, "tanh", m.params, masks=ones)
+    assert all(np.allclose(g[k], g_masked[k], rtol=1e-14, atol=0) for k in g)

@@ -74,7 +74,7 @@ def test_bad_inputs():
     p = {"W": np.zeros((2, 2))}
     with pytest.raises(ValueError, match="lr: expected a positive finite number, got -1"):
         SGD(-1)
-    with pytest.raises(ValueError, match="beta: expected a value in"):
+    with pytest.raises(ValueError, match=r"beta: expected a finite number in \[0, 1\)"):
         Momentum(0.1, beta=1.0)
     with pytest.raises(ValueError, match="grads: expected the same keys"):
         SGD(0.1).step(p, {"V": np.zeros((2, 2))})
@@ -112,3 +112,25 @@ def test_state_follows_keys_not_their_order(backend):
         opt_ref.step(ref, {k: g[k] for k in ref})
     for k in ref:
         np.testing.assert_allclose(fused[k], ref[k], rtol=1e-13)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("rule", [Momentum, Adam])
+def test_state_that_does_not_fit_is_refused_before_any_write(rule, backend):
+    """Defect 1: a model rebuilt with the same names but bigger shapes met the old state, and the
+    fused kernels wrote past its end. Now the step refuses, names the key, and writes nothing."""
+    opt = rule(0.1, backend=backend)
+    small = _params(np.random.default_rng(0))
+    opt.step(small, {k: np.ones_like(v) for k, v in small.items()})
+    state = {k: tuple(s.copy() for s in v) for k, v in opt.state.items()}
+    for big in ({"W": np.ones((30, 40)), "b": np.ones(3)},                      # bigger W
+                {"W": np.ones((3, 4), np.float32), "b": np.ones(3, np.float32)}):  # other dtype
+        before = {k: v.copy() for k, v in big.items()}
+        with pytest.raises(ValueError, match=r"params\['W'\]: the optimizer's state was made for"):
+            opt.step(big, {k: np.ones_like(v) for k, v in big.items()})
+        for k in big:
+            np.testing.assert_array_equal(big[k], before[k])
+        for k in state:
+            for s, s0 in zip(opt.state[k], state[k]):
+                np.testing.assert_array_equal(s, s0)
+    assert opt.t == 1

@@ -300,7 +300,7 @@ def test_bad_inputs_raise_clear_errors():
         Perceptron(2, backend="torch")
     with pytest.raises(ValueError, match="n_in: expected a positive integer"):
         Perceptron(0)
-    with pytest.raises(ValueError, match="dtype: expected one of"):
+    with pytest.raises(ValueError, match="dtype: expected float32 or float64"):
         Perceptron(2, dtype=np.int32)
     m.params["b"] = np.zeros(1)
     with pytest.raises(ValueError, match=r"params\['b'\]: expected a float64 array of shape \(\)"):

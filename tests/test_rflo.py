@@ -102,12 +102,12 @@ def test_numba_chunks_match_the_step_by_step_reference(rule):
 def test_backends_agree_with_relu_unbatched_and_float32(backend):
     model, xs, targets, _ = problem(T=6, B=1, activation="relu")
     B = random_feedback(model)
-    assert_close(rflo(model, xs[:, 0], targets[:, 0], B, backend=backend),
-                 rflo(model, xs[:, 0], targets[:, 0], B, backend="numpy"))
+    assert_close(rflo(model, xs[:, 0], targets[:, 0], B, "mse", backend=backend),
+                 rflo(model, xs[:, 0], targets[:, 0], B, "mse", backend="numpy"))
     m32 = RNN(2, 5, 3, alpha=0.7, dtype=np.float32)
     x32, t32, B32 = xs.astype(np.float32), targets.astype(np.float32), random_feedback(m32)
-    ref = rflo(m32, x32, t32, B32, backend="numpy")
-    got = rflo(m32, x32, t32, B32, backend=backend)
+    ref = rflo(m32, x32, t32, B32, "mse", backend="numpy")
+    got = rflo(m32, x32, t32, B32, "mse", backend=backend)
     assert all(got[1][k].dtype == np.float32 for k in got[1])
     assert_close(got, ref, tol=1e-5)
 
@@ -224,21 +224,21 @@ def test_bad_inputs_raise():
     model, xs, targets, mask = problem(T=3, B=2)
     B = random_feedback(model)
     with pytest.raises(ValueError, match=r"B: expected shape \(5, 3\), got \(3, 5\)"):
-        rflo(model, xs, targets, B.T)
+        rflo(model, xs, targets, B.T, "mse")
     bad = B.copy()
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="B: expected finite values, got 1 NaN"):
-        eprop(model, xs, targets, bad)
+        eprop(model, xs, targets, bad, "mse")
     with pytest.raises(ValueError, match="B: expected shape"):
         OnlineRFLO(model, SGD(0.1), B[:2])
     with pytest.raises(ValueError, match="loss: expected one of"):
         rflo(model, xs, targets, B, loss="l1")
     with pytest.raises(ValueError, match="xs: expected shape"):
-        rflo(model, xs[..., :1], targets, B)
+        rflo(model, xs[..., :1], targets, B, "mse")
     with pytest.raises(ValueError, match="scale: expected a positive"):
         random_feedback(model, scale=-1.0)
     with pytest.raises(ValueError, match="backend: expected one of"):
-        rflo(model, xs, targets, B, backend="jax")
+        rflo(model, xs, targets, B, "mse", backend="jax")
 
 
 def test_diverging_online_run_raises():
@@ -260,9 +260,9 @@ def test_rflo_learns_a_sine_that_the_readout_alone_cannot():
         B, opt, losses = random_feedback(model, seed=0), Adam(1e-2), []
         for _ in range(300):
             if rule == "rflo":
-                value, grads = rflo(model, task.xs, task.targets, B, backend="numba")
+                value, grads = rflo(model, task.xs, task.targets, B, task.loss, task.mask, backend="numba")
             else:
-                value, grads = bptt(model, task.xs, task.targets, backend="numba")
+                value, grads = bptt(model, task.xs, task.targets, task.loss, task.mask, backend="numba")
                 grads = {k: g if k in ("W_out", "b_out") else np.zeros_like(g) for k, g in grads.items()}
             losses.append(value)
             opt.step(model.params, grads)

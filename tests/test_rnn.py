@@ -93,7 +93,7 @@ def test_bptt_matches_finite_differences(backend, loss, activation):
 
 def test_loss_and_grads_is_bptt():
     model, xs, targets, mask = problem()
-    l1, g1 = model.loss_and_grads(xs, targets, mask=mask)
+    l1, g1 = model.loss_and_grads(xs, targets, loss="mse", mask=mask)
     l2, g2 = bptt(model, xs, targets, "mse", mask)
     assert l1 == l2 and all(np.array_equal(g1[k], g2[k]) for k in g1)
 
@@ -237,3 +237,10 @@ def test_bad_arguments():
     model.params["W_rec"] = np.zeros((4, 4))
     with pytest.raises(ValueError, match="params\\['W_rec'\\]"):
         bptt(model, xs, targets, "mse", mask)
+
+
+@pytest.mark.parametrize("alpha", [True, "0.5", 0, 1.5, np.nan])
+def test_alpha_must_be_a_number_in_0_1(alpha):
+    """Defect 3: RNN(alpha=True) was accepted as alpha = 1."""
+    with pytest.raises(ValueError, match=r"alpha: expected a finite number in \(0, 1\]"):
+        RNN(2, 3, 1, alpha=alpha)

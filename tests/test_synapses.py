@@ -276,3 +276,9 @@ def test_lifetime_and_snr_by_age_bad_inputs():
         snr_by_age(2, 10, 0)
     with pytest.raises(ValueError, match="burn_in: expected a non-negative integer"):
         snr_by_age(2, 10, 5, burn_in=-1)
+
+
+def test_integer_dtype_is_refused():
+    """Defect 3: an integer chain truncated its step sizes to zero without a word."""
+    with pytest.raises(ValueError, match="dtype: expected float32 or float64, got int64"):
+        SynapseChain(3, 4, dtype=np.int64)

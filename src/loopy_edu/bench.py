@@ -279,11 +279,11 @@ def bench_local(seconds=1.0, dtype=np.float64, rflo_sizes=(32, 64, 128, 256, 512
         B = random_feedback(model)
         xs, tg = _sequence(T, 1, RNN_IO, RNN_IO, dtype)
         for be in costs:
-            costs[be].append(_per_call(lambda: rflo(model, xs, tg, B, backend=be), seconds) / T)
+            costs[be].append(_per_call(lambda: rflo(model, xs, tg, B, "mse", backend=be), seconds) / T)
         rtrl_ms = "-"
         if N <= rtrl_max:
             short = 4
-            rtrl_costs.append(_per_call(lambda: rtrl(model, xs[:short], tg[:short]), seconds) / short)
+            rtrl_costs.append(_per_call(lambda: rtrl(model, xs[:short], tg[:short], "mse"), seconds) / short)
             rtrl_ms = f"{rtrl_costs[-1] * 1e3:.3f}"
         rows.append([N, f"{costs['numpy'][-1] * 1e3:.3f}", f"{costs['numba'][-1] * 1e3:.4f}", rtrl_ms,
                      f"{costs['numpy'][-1] / costs['numba'][-1]:.1f}x"])
@@ -300,7 +300,7 @@ def bench_local(seconds=1.0, dtype=np.float64, rflo_sizes=(32, 64, 128, 256, 512
             model = {be: RNN(RNN_IO, N, RNN_IO, alpha=0.1, dtype=dtype, backend=be) for be in ("numba", "cuda")}
             B = random_feedback(model["numba"])
             xs, tg = _sequence(T, gpu_batch, RNN_IO, RNN_IO, dtype)
-            t = {be: _per_call(lambda: rflo(model[be], xs, tg, B, backend=be), seconds) / T for be in model}
+            t = {be: _per_call(lambda: rflo(model[be], xs, tg, B, "mse", backend=be), seconds) / T for be in model}
             rows.append([N, f"{t['numba'] * 1e3:.3f}", f"{t['cuda'] * 1e3:.3f}", f"{t['numba'] / t['cuda']:.1f}x"])
         out.append(f"RFLO per step on the GPU, batch {gpu_batch}\n"
                    + _table(["N", "numba ms", "cuda ms", "cuda/numba"], rows))

@@ -7,10 +7,9 @@ over them. It costs O(N² T) time, like the forward pass, and O(N T) memory for 
 import numpy as np
 
 from .activations import ACTIVATIONS, CODES
-from .backend import check_backend
+from .backend import check_backend, kernels
 from .checks import check_array, check_positive
 from .readout import LOSSES, check_sequences, readout, readout_grads, sequence_loss
-from .rnn import forward
 
 
 def backward(params, xs, hs, acts, dhs, alpha, activation, truncation=None):
@@ -41,7 +40,7 @@ def backward(params, xs, hs, acts, dhs, alpha, activation, truncation=None):
     return grads
 
 
-def bptt(model, xs, targets, loss="mse", mask=None, truncation=None, backend=None):
+def bptt(model, xs, targets, loss, mask=None, truncation=None, backend=None):
     """The loss and its exact gradient for a :class:`loopy_edu.rnn.RNN`, by backpropagation through time.
 
     xs (T, [B,] n_in), targets (T, [B,] n_out), mask (T, [B]); ``loss`` is ``"mse"`` or ``"xent"``
@@ -53,11 +52,11 @@ def bptt(model, xs, targets, loss="mse", mask=None, truncation=None, backend=Non
     backend = check_backend(backend or model.backend)
     W_in, W_rec, b_rec, W_out, b_out = model.weights()
     if backend != "numpy":
-        value, grads = model.kernels(backend).loss_and_grads(
+        value, grads = kernels("rnn", backend).loss_and_grads(
             W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, model.alpha, CODES[model.activation],
             LOSSES.index(loss), k)
         return float(value), dict(zip(model.params, grads))
-    hs, acts = forward(model.params, xs, model.alpha, model.activation)
+    hs, acts = model.unroll(xs)
     value, dys = sequence_loss(readout(W_out, b_out, hs), targets, mask, loss)
     gW_out, gb_out, dhs = readout_grads(W_out, hs, dys)
     grads = backward(model.params, xs, hs, acts, dhs, model.alpha, model.activation, k or None)
@@ -73,7 +72,7 @@ def lag_norms(model, xs):
     """
     _, act_grad = ACTIVATIONS[model.activation]
     xs = check_array(xs, "xs", shape=(None, model.n_in), dtype=model.dtype)
-    _, acts = forward(model.params, xs[:, None], model.alpha, model.activation)
+    _, acts = model.unroll(xs[:, None])
     eye = np.eye(model.n_rec)
     product = eye                                      # ∂h_T/∂h_{T−k}, starting at k = 0
     norms = []

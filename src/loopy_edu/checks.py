@@ -53,17 +53,50 @@ def check_labels(y, name, n_classes, n_samples=None):
 
 
 def check_params(params, shapes, dtype):
-    """Check that ``params`` holds, for each ``name: shape`` of ``shapes``, an array of that shape and
-    ``dtype``; return the arrays in the order of ``shapes``. Models call this before using their params,
-    since a learner may have replaced one."""
+    """Check that ``params`` holds, for each ``name: shape`` of ``shapes``, a finite array of that shape
+    and ``dtype``; return the arrays in the order of ``shapes``. Models call this before using their
+    params, since a learner may have replaced one, and a NaN weight would only show up later as a NaN
+    loss."""
     out = []
     for k, shape in shapes.items():
         p = params.get(k)
-        if getattr(p, "shape", None) != shape or getattr(p, "dtype", None) != dtype:
-            got = getattr(p, "shape", type(p).__name__)
-            raise ValueError(f"params[{k!r}]: expected a {np.dtype(dtype).name} array of shape {shape}, got {got}")
+        want = f"params[{k!r}]: expected a {np.dtype(dtype).name} array of shape {shape}, got"
+        if not isinstance(p, np.ndarray):
+            raise ValueError(f"{want} {type(p).__name__}")
+        if p.shape != shape:
+            raise ValueError(f"{want} {p.shape}")
+        if p.dtype != dtype:
+            raise ValueError(f"{want} dtype {p.dtype.name}")
+        # One reduction first: a finite sum proves every entry finite; only an inf/NaN sum (or an
+        # overflow of large finite values) needs the entry-by-entry look.
+        if not np.isfinite(p.sum()) and not np.isfinite(p).all():
+            bad = int(p.size - np.count_nonzero(np.isfinite(p)))
+            raise ValueError(f"params[{k!r}]: expected finite values, got {bad} NaN or Inf entries")
         out.append(p)
     return out
+
+
+def check_dtype(dtype):
+    """The ``dtype=`` argument of a model as an ``np.dtype``: float32 or float64, else ValueError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype: expected float32 or float64, got {dt.name}")
+    return dt
+
+
+def check_number(value, name, low=-np.inf, high=np.inf, low_open=False, high_open=False):
+    """A finite real number (not a bool, not a string) in [low, high], each end open when asked;
+    returns it as a float."""
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+          and np.isfinite(value) and (value > low if low_open else value >= low)
+          and (value < high if high_open else value <= high))
+    if not ok:
+        raise ValueError(f"{name}: expected a finite number in {'(' if low_open else '['}{low:g}, "
+                         f"{high:g}{')' if high_open else ']'}, got {value!r}")
+    return float(value)
 
 
 def check_positive(value, name, integer=False):

@@ -5,7 +5,7 @@ Feedback alignment (FA, Lillicrap et al. 2016) sends it through fixed random mat
 ``δ_{l-1} = (δ_l B_lᵀ) ⊙ act'(z_{l-1})`` with ``B_l`` (n_{l-1}, n_l) standing where ``W_lᵀ`` stands, and
 the forward weights learn to align with them. Direct feedback alignment (DFA, Nøkland 2016) skips the
 chain: every hidden layer gets the output error through its own matrix, ``δ_l = (δ_L D_lᵀ) ⊙ act'(z_l)``
-with ``D_l`` (n_l, n_L). Both reuse :func:`loopy_edu.mlp.backward` and its kernels, with the feedback
+with ``D_l`` (n_l, n_L). Both use :func:`loopy_edu.mlp.feedback_backward` and the MLP kernels, with the feedback
 matrices in place of the weights, so they run on every backend; with ``B_l = W_lᵀ`` FA is backprop.
 """
 import numpy as np

@@ -6,11 +6,12 @@ squared error summed over outputs and averaged over the batch, L = (1/2B) Σ_i �
 """
 import numpy as np
 
-from .backend import DEFAULT, check_backend
-from .checks import check_array, check_choice, check_finite_loss, check_params, check_positive
+from .backend import DEFAULT, check_backend, kernels
+from .checks import check_array, check_dtype, check_finite_loss, check_params, check_positive
+from .model import Model
 
 
-class LinearRegression:
+class LinearRegression(Model):
     """ŷ = x Wᵀ + b with ``params["W"]`` (n_out, n_in) and ``params["b"]`` (n_out,).
 
     W starts random with std 1/√n_in (fixed by ``seed``) and b at zero. The loss is a convex bowl, so
@@ -20,16 +21,15 @@ class LinearRegression:
     def __init__(self, n_in, n_out=1, seed=0, dtype=np.float64, backend=DEFAULT):
         check_positive(n_in, "n_in", integer=True)
         check_positive(n_out, "n_out", integer=True)
-        self.dtype = np.dtype(dtype)
-        check_choice(self.dtype, "dtype", (np.dtype(np.float32), np.dtype(np.float64)))
-        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.dtype = check_dtype(dtype)
+        self.n_in, self.n_out, self.seed = int(n_in), int(n_out), seed
         self.backend = check_backend(backend)
         W = np.random.default_rng(seed).standard_normal((self.n_out, self.n_in)) / np.sqrt(self.n_in)
         self.params = {"W": W.astype(self.dtype), "b": np.zeros(self.n_out, dtype=self.dtype)}
 
-    def __repr__(self):
-        return (f"LinearRegression(n_in={self.n_in}, n_out={self.n_out}, dtype={self.dtype.name}, "
-                f"backend={self.backend!r})")
+    def config(self):
+        return dict(n_in=self.n_in, n_out=self.n_out, seed=self.seed, dtype=self.dtype.name,
+                    backend=self.backend)
 
     def _check_X(self, X):
         return check_array(X, "X", shape=(None, self.n_in), dtype=self.dtype)
@@ -45,7 +45,8 @@ class LinearRegression:
 
     def predict(self, X):
         """The predictions Ŷ = X Wᵀ + b (B, n_out) for inputs X (B, n_in)."""
-        return self._check_X(X) @ self.params["W"].T + self.params["b"]
+        W, b = self._check_params()
+        return self._check_X(X) @ W.T + b
 
     def loss_and_grads(self, X, Y):
         """The loss L = (1/2B) Σ_i ‖ŷ_i − y_i‖² on a batch and its exact gradient {"W", "b"} (Chapter 1).
@@ -54,7 +55,7 @@ class LinearRegression:
         """
         X = self._check_X(X)
         Y = self._check_Y(Y, X.shape[0])
-        W, b = self.params["W"], self.params["b"]
+        W, b = self._check_params()
         B = X.shape[0]
         R = X @ W.T + b - Y                    # (B, n_out) residuals r_i = ŷ_i − y_i
         loss = 0.5 * np.sum(R * R) / B
@@ -139,16 +140,12 @@ def gradient_descent(model, X, Y, lr, steps, backend=None, trajectory=False):
 
 
 def _compiled_descent(model, X, Y, lr, steps, backend, path):
-    if backend == "numba":
-        from .kernels import linear_numba as kernels
-    else:
-        from .kernels import linear_cuda as kernels
     W = np.ascontiguousarray(model.params["W"])
     b = np.ascontiguousarray(model.params["b"])
     # The kernels record the path only into non-empty arrays.
     rec = path or {k: np.empty((0,) + p.shape, model.dtype) for k, p in model.params.items()}
-    losses = kernels.gradient_descent(W, b, np.ascontiguousarray(X), np.ascontiguousarray(Y),
-                                      float(lr), int(steps), rec["W"], rec["b"])
+    losses = kernels("linear", backend).gradient_descent(
+        W, b, np.ascontiguousarray(X), np.ascontiguousarray(Y), float(lr), int(steps), rec["W"], rec["b"])
     model.params["W"][...] = W
     model.params["b"][...] = b
     check_finite_loss(losses[-1], len(losses) - 1, lr)

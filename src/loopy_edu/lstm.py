@@ -16,9 +16,9 @@ nonlinearity at every step. The readout and the losses are those of the RNN (:mo
 import numpy as np
 
 from .activations import sigmoid, tanh
-from .backend import DEFAULT, check_backend
-from .checks import check_choice, check_positive
-from .readout import LOSSES, RecurrentModel, check_sequences, readout, readout_grads, sequence_loss
+from .backend import DEFAULT, check_backend, kernels
+from .checks import check_dtype, check_positive
+from .readout import LOSSES, RecurrentModel, as_sequences, check_sequences, readout, readout_grads, sequence_loss
 
 
 def step(params, h, c, x):
@@ -97,25 +97,25 @@ class LSTM(RecurrentModel):
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, backend=DEFAULT, forget_bias=1.0):
         for name, n in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
             check_positive(n, name, integer=True)
-        self.dtype = np.dtype(dtype)
-        check_choice(self.dtype, "dtype", (np.dtype(np.float32), np.dtype(np.float64)))
+        self.dtype = check_dtype(dtype)
         self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
         self.backend = check_backend(backend)
         H = n_hidden
-        rng = np.random.default_rng(seed)
+        self.seed, rng = seed, np.random.default_rng(seed)
         bound = 1 / np.sqrt(H)
         b = np.zeros(4 * H)
         if not (isinstance(forget_bias, (int, float, np.number)) and np.isfinite(forget_bias)):
             raise ValueError(f"forget_bias: expected a finite number, got {forget_bias!r}")
+        self.forget_bias = float(forget_bias)
         b[H:2 * H] = forget_bias                             # rows H..2H-1 feed the forget gate
         self.params = {"W_ih": rng.uniform(-bound, bound, (4 * H, n_in)),
                        "W_hh": rng.uniform(-bound, bound, (4 * H, H)), "b": b,
                        "W_out": rng.standard_normal((n_out, H)) / np.sqrt(H), "b_out": np.zeros(n_out)}
         self.params = {k: v.astype(self.dtype) for k, v in self.params.items()}
 
-    def __repr__(self):
-        return (f"LSTM(n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
-                f"dtype={self.dtype.name}, backend={self.backend!r})")
+    def config(self):
+        return dict(n_in=self.n_in, n_hidden=self.n_hidden, n_out=self.n_out, seed=self.seed,
+                    dtype=self.dtype.name, backend=self.backend, forget_bias=self.forget_bias)
 
     def shapes(self):
         """The shape of every parameter, in the order of ``params``."""
@@ -128,13 +128,14 @@ class LSTM(RecurrentModel):
         W_ih, W_hh, b, _, _ = self.weights()
         if backend == "numpy":
             return forward(self.params, xs)[0]
-        return self.kernels(backend).forward(W_ih, W_hh, b, xs)[0]
+        return kernels("lstm", backend).forward(W_ih, W_hh, b, xs)[0]
 
-    def loss_and_grads(self, xs, targets, loss="mse", mask=None, backend=None):
-        """The loss and its exact gradient by BPTT, keyed like ``params``.
-
-        xs (T, [B,] n_in), targets (T, [B,] n_out), mask (T, [B]) as in :mod:`loopy_edu.readout`.
+    def loss_and_grads(self, data, targets=None, loss=None, mask=None, backend=None):
+        """The loss and its exact gradient by BPTT, keyed like ``params``, on a Task or on arrays xs
+        (T, [B,] n_in), targets (T, [B,] n_out) with ``loss`` and an optional mask (T, [B])
+        (:func:`loopy_edu.readout.as_sequences`).
         """
+        xs, targets, loss, mask = as_sequences(data, targets, loss, mask)
         xs, targets, mask, _ = check_sequences(xs, targets, mask, self.n_in, self.n_out, self.dtype, loss)
         backend = check_backend(backend or self.backend)
         weights = self.weights()  # also validates params, whatever the backend
@@ -145,15 +146,7 @@ class LSTM(RecurrentModel):
             gW_out, gb_out, dhs = readout_grads(W_out, hs, dys)
             grads = backward(self.params, xs, hs, cs, gates, dhs)
             return value, {**grads, "W_out": gW_out, "b_out": gb_out}
-        value, *grads = self.kernels(backend).loss_and_grads(
+        value, *grads = kernels("lstm", backend).loss_and_grads(
             *weights, np.ascontiguousarray(xs), np.ascontiguousarray(targets), np.ascontiguousarray(mask),
             LOSSES.index(loss))
         return float(value), dict(zip(self.shapes(), grads))
-
-    @staticmethod
-    def kernels(backend):
-        if backend == "numba":
-            from .kernels import lstm_numba as k
-        else:
-            from .kernels import lstm_cuda as k
-        return k

@@ -8,8 +8,9 @@ squared error summed over outputs and averaged over the batch (``loss="mse"``, r
 import numpy as np
 
 from .activations import ACTIVATIONS, CODES, log_softmax, softmax
-from .backend import DEFAULT, check_backend
-from .checks import check_array, check_choice, check_labels, check_params
+from .backend import DEFAULT, check_backend, kernels
+from .checks import check_array, check_choice, check_dtype, check_labels, check_number, check_params
+from .model import Model
 
 
 def init_std(scheme, fan_in, fan_out):
@@ -71,39 +72,58 @@ def output_delta(z, y, loss="xent"):
     return value, delta / B
 
 
-def backward(params, a, y, activation, masks=None, loss="xent", feedback=None, direct=False):
-    """Backward pass; returns ``(loss, grads)`` with ``grads`` keyed like ``params``.
+def backward(params, a, y, activation, loss="xent"):
+    """Backward pass; returns ``(loss, grads)`` with ``grads`` keyed like ``params`` (Chapter 3).
 
     ``a`` is the list from :func:`forward`. Starting from δ_L (:func:`output_delta`), the δ recursion is
     ``δ_{l-1} = (δ_l W_l) ⊙ act'(z_{l-1})``, and each layer's gradients are
     ``∂loss/∂W_l = δ_lᵀ a_{l-1}`` and ``∂loss/∂b_l = Σ_batch δ_l``.
-
-    ``feedback`` (Chapter 8), when given, maps ``"W{l}"`` (l = 2..L) to the matrix used in place of
-    ``W_l`` in the recursion: (n_l, n_{l-1}) for feedback alignment, or (n_L, n_{l-1}) with ``direct``,
-    which sends δ_L straight down, ``δ_{l-1} = (δ_L F_l) ⊙ act'(z_{l-1})``. The results are then no
-    longer the gradient, but the updates those rules prescribe.
     """
     _, act_grad = ACTIVATIONS[activation]
     L = len(params) // 2
     value, delta = output_delta(a[L], y, loss)                 # (B, n_L)
-    top, back = delta, params if feedback is None else feedback
     grads = {}
     for l in range(L, 0, -1):
         grads[f"W{l}"] = delta.T @ a[l - 1]                    # (n_l, n_{l-1})
         grads[f"b{l}"] = delta.sum(axis=0)                     # (n_l,)
         if l > 1:
-            delta = (top if direct else delta) @ back[f"W{l}"]  # (B, n_{l-1}): ∂loss/∂a_{l-1}
-            if masks is None:
-                delta = delta * act_grad(a[l - 1])
-            else:
-                # a_{l-1} = act(z) ⊙ m, so ∂a/∂z = act'(z) ⊙ m; act' needs the unmasked act(z).
-                m = masks[l - 2]
-                h = np.divide(a[l - 1], m, out=np.zeros_like(a[l - 1]), where=m != 0)
-                delta = delta * act_grad(h) * m
+            delta = delta @ params[f"W{l}"]                    # (B, n_{l-1}): ∂loss/∂a_{l-1}
+            delta = delta * act_grad(a[l - 1])                 # (B, n_{l-1}): δ_{l-1}
     return value, {k: grads[k] for k in params}
 
 
-class MLP:
+def dropout_delta(d_a, a, mask, act_grad):
+    """δ = ∂loss/∂z of a hidden layer from ``d_a = ∂loss/∂a`` (B, n) when dropout multiplied its
+    output by ``mask`` (B, n) (Chapter 4): a = act(z) ⊙ m, so ∂a/∂z = act'(z) ⊙ m, where act'
+    needs the unmasked act(z) = a / m (dropped units pass no gradient whatever it is)."""
+    h = np.divide(a, mask, out=np.zeros_like(a), where=mask != 0)
+    return d_a * act_grad(h) * mask
+
+
+def feedback_backward(params, a, y, activation, feedback, direct=False, masks=None, loss="xent"):
+    """The backward pass with other matrices in the δ recursion (Chapter 8); ``(loss, updates)``.
+
+    :func:`backward` with one line changed: ``feedback["W{l}"]`` (l = 2..L) stands where ``W_l``
+    stands, (n_l, n_{l-1}) for feedback alignment; with ``direct`` it is (n_L, n_{l-1}) and carries
+    δ_L straight down, ``δ_{l-1} = (δ_L F_l) ⊙ act'(z_{l-1})`` (direct feedback alignment). The
+    updates ``δ_lᵀ a_{l-1}`` are then no longer the gradient (but the last layer's still is).
+    ``masks``, one (B, n_l) array per hidden layer, are dropout's (:func:`dropout_delta`).
+    """
+    _, act_grad = ACTIVATIONS[activation]
+    L = len(params) // 2
+    value, top = output_delta(a[L], y, loss)                   # δ_L (B, n_L)
+    delta, grads = top, {}
+    for l in range(L, 0, -1):
+        grads[f"W{l}"] = delta.T @ a[l - 1]
+        grads[f"b{l}"] = delta.sum(axis=0)
+        if l > 1:
+            d_a = (top if direct else delta) @ feedback[f"W{l}"]   # the changed line
+            delta = (d_a * act_grad(a[l - 1]) if masks is None
+                     else dropout_delta(d_a, a[l - 1], masks[l - 2], act_grad))
+    return value, {k: grads[k] for k in params}
+
+
+class MLP(Model):
     """A fully connected network with hidden activation ``activation`` and a linear last layer.
 
     ``params["W{l}"]`` has shape (sizes[l], sizes[l-1]) and ``params["b{l}"]`` shape (sizes[l],).
@@ -120,14 +140,12 @@ class MLP:
         if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
             raise ValueError(f"sizes: expected at least two positive integers, got {sizes!r}")
         check_choice(activation, "activation", ACTIVATIONS)
-        self.dtype = np.dtype(dtype)
-        check_choice(self.dtype, "dtype", (np.dtype(np.float32), np.dtype(np.float64)))
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        self.dtype = check_dtype(dtype)
+        check_number(dropout, "dropout", 0, 1, high_open=True)
         self.loss_name = check_choice(loss, "loss", ("xent", "mse"))
         self.sizes, self.activation, self.dropout = sizes, activation, float(dropout)
         self.backend = check_backend(backend)
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.rng = seed, np.random.default_rng(seed)
         if init == "auto":
             init = "he" if activation == "relu" else "glorot"
         init_std(init, 1, 1)  # validate before any state is built
@@ -146,9 +164,11 @@ class MLP:
     def n_layers(self):
         return len(self.sizes) - 1
 
-    def __repr__(self):
-        return (f"MLP(sizes={list(self.sizes)}, activation={self.activation!r}, "
-                f"dtype={self.dtype.name}, backend={self.backend!r})")
+    def config(self):
+        return dict(sizes=list(self.sizes), activation=self.activation, seed=self.seed,
+                    dtype=self.dtype.name, backend=self.backend,
+                    init=self.init if isinstance(self.init, str) else float(self.init),
+                    dropout=self.dropout, loss=self.loss_name)
 
     def _check_X(self, X):
         return check_array(X, "X", shape=(None, self.sizes[0]), dtype=self.dtype)
@@ -168,7 +188,7 @@ class MLP:
         weights = self._weights()
         if backend == "numpy":
             return forward(self.params, X, self.activation)[-1]
-        return self._kernels(backend).logits(weights, X, CODES[self.activation])
+        return kernels("mlp", backend).logits(weights, X, CODES[self.activation])
 
     def predict_proba(self, X, backend=None):
         """Class probabilities (B, n_L)."""
@@ -181,7 +201,10 @@ class MLP:
 
     def accuracy(self, X, y, batch_size=10_000):
         """Fraction of ``y`` predicted correctly, evaluated in chunks to bound memory."""
-        y = np.asarray(y)
+        if self.loss_name != "xent":
+            raise ValueError("accuracy: needs a classifier (loss='xent'); this MLP is a regressor")
+        X = self._check_X(X)
+        y = self._check_y(y, X.shape[0])
         hits = sum(int((self.predict(X[i:i + batch_size]) == y[i:i + batch_size]).sum())
                    for i in range(0, len(y), batch_size))
         return hits / len(y)
@@ -202,7 +225,7 @@ class MLP:
         X: (B, n_0); y: (B,) integer labels, or (B, n_L) targets when ``loss="mse"``. With
         ``dropout > 0`` and ``train``, fresh masks are drawn unless ``masks`` (one (B, n_l) array per
         hidden layer) is given. ``feedback`` and ``direct`` replace the weights of the backward pass, as
-        in :func:`backward`; :mod:`loopy_edu.feedback_alignment` wraps them (Chapter 8).
+        in :func:`feedback_backward`; :mod:`loopy_edu.feedback_alignment` wraps them (Chapter 8).
         """
         X = self._check_X(X)
         y = self._check_y(y, X.shape[0])
@@ -219,13 +242,17 @@ class MLP:
         if feedback is not None:
             feedback = self._check_feedback(feedback, direct)
         if backend == "numpy":
-            loss, grads = backward(self.params, forward(self.params, X, self.activation, masks), y,
-                                   self.activation, masks, self.loss_name, feedback, direct)
+            a = forward(self.params, X, self.activation, masks)
+            if feedback is None and masks is None:
+                loss, grads = backward(self.params, a, y, self.activation, self.loss_name)
+            else:  # with feedback = the weights, feedback_backward is backprop
+                loss, grads = feedback_backward(self.params, a, y, self.activation,
+                                                feedback or self.params, direct, masks, self.loss_name)
             return float(loss), grads
         if feedback is not None:
             # The kernels index feedback like the weights; layer 1 has none, so its slot holds W_1.
             feedback = weights[0][:1] + tuple(feedback[f"W{l}"] for l in range(2, self.n_layers + 1))
-        loss, gWs, gbs = self._kernels(backend).loss_and_grads(
+        loss, gWs, gbs = kernels("mlp", backend).loss_and_grads(
             weights, X, y, masks, CODES[self.activation], self.loss_name, feedback, direct)
         grads = {}
         for l in range(1, self.n_layers + 1):
@@ -253,11 +280,3 @@ class MLP:
             out[f"W{l}"] = np.ascontiguousarray(check_array(
                 feedback[f"W{l}"], f"feedback['W{l}']", shape=(rows, self.sizes[l - 1]), dtype=self.dtype))
         return out
-
-    @staticmethod
-    def _kernels(backend):
-        if backend == "numba":
-            from .kernels import mlp_numba as k
-        else:
-            from .kernels import mlp_cuda as k
-        return k

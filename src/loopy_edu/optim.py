@@ -5,8 +5,8 @@ Each update rule is written once in NumPy (``_step_numpy``), which the chapter s
 """
 import numpy as np
 
-from .backend import DEFAULT, check_backend
-from .checks import check_choice, check_positive
+from .backend import DEFAULT, check_backend, kernels
+from .checks import check_choice, check_number, check_positive
 
 
 class Optimizer:
@@ -33,6 +33,15 @@ class Optimizer:
         for k, p in params.items():
             if grads[k].shape != p.shape:
                 raise ValueError(f"grads[{k!r}]: expected shape {p.shape}, got {grads[k].shape}")
+            # A model rebuilt with the same names but other shapes must not meet the old state: the
+            # fused kernels index the state by the parameter's size and would write past its end.
+            for s in self.state.get(k, ()):
+                if s.shape != p.shape or s.dtype != p.dtype:
+                    raise ValueError(
+                        f"params[{k!r}]: the optimizer's state was made for a {s.dtype.name} array of "
+                        f"shape {s.shape}, got {p.dtype.name} {p.shape}; use a new optimizer for a "
+                        "new model")
+        for k, p in params.items():
             if k not in self.state:
                 self.state[k] = tuple(np.zeros_like(p) for _ in self.slots)
         self.t += 1
@@ -44,8 +53,7 @@ class Optimizer:
 
     def _step_fused(self, params, grads):
         if self._kernels is None:
-            from .kernels import optim_cuda, optim_numba
-            self._kernels = optim_numba if self.backend == "numba" else optim_cuda
+            self._kernels = kernels("optim", self.backend)
         keys = tuple(params)
         if self._flat_keys != keys:
             # Flat views of the state in the order of params' keys, remade only when that order or the
@@ -85,9 +93,8 @@ class Momentum(Optimizer):
 
     def __init__(self, lr, beta=0.9, nesterov=False, backend=DEFAULT):
         super().__init__(lr, backend)
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"beta: expected a value in [0, 1), got {beta!r}")
-        self.beta, self.nesterov = float(beta), bool(nesterov)
+        self.beta = check_number(beta, "beta", 0, 1, high_open=True)
+        self.nesterov = bool(nesterov)
 
     def _step_numpy(self, p, g, v):
         v *= self.beta
@@ -106,10 +113,9 @@ class Adam(Optimizer):
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, backend=DEFAULT):
         super().__init__(lr, backend)
-        for name, b in (("beta1", beta1), ("beta2", beta2)):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"{name}: expected a value in [0, 1), got {b!r}")
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), check_positive(eps, "eps")
+        self.beta1 = check_number(beta1, "beta1", 0, 1, high_open=True)
+        self.beta2 = check_number(beta2, "beta2", 0, 1, high_open=True)
+        self.eps = check_positive(eps, "eps")
 
     def _step_numpy(self, p, g, m, v):
         m *= self.beta1

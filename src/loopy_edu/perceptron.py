@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import DEFAULT, check_backend
-from .checks import check_array, check_choice, check_params, check_positive
+from .backend import DEFAULT, check_backend, kernels
+from .checks import check_array, check_dtype, check_params, check_positive
+from .model import Model
 
 # fit draws visit orders in chunks of epochs that double in size, so that an early stop wastes little,
 # capped at this many visits per chunk to bound memory.
@@ -81,7 +82,7 @@ class PerceptronHistory:
         return len(self.mistakes)
 
 
-class Perceptron:
+class Perceptron(Model):
     """A single linear threshold unit trained by Rosenblatt's rule (Chapter 2).
 
     ``params = {"w": (n_in,), "b": ()}``, both zero at the start: Novikoff's bound assumes that start.
@@ -90,24 +91,19 @@ class Perceptron:
 
     def __init__(self, n_in, seed=0, dtype=np.float64, backend=DEFAULT):
         self.n_in = check_positive(n_in, "n_in", integer=True)
-        self.dtype = np.dtype(dtype)
-        check_choice(self.dtype, "dtype", (np.dtype(np.float32), np.dtype(np.float64)))
+        self.dtype = check_dtype(dtype)
         self.backend = check_backend(backend)
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.rng = seed, np.random.default_rng(seed)
         self.params = {"w": np.zeros(n_in, dtype=self.dtype), "b": np.zeros((), dtype=self.dtype)}
 
-    def __repr__(self):
-        return f"Perceptron(n_in={self.n_in}, dtype={self.dtype.name}, backend={self.backend!r})"
+    def config(self):
+        return dict(n_in=self.n_in, seed=self.seed, dtype=self.dtype.name, backend=self.backend)
 
     def _check_X(self, X):
         return check_array(X, "X", shape=(None, self.n_in), dtype=self.dtype)
 
     def _check_params(self):
-        w, b = check_params(self.params, {"w": (self.n_in,), "b": ()}, self.dtype)
-        for k, p in (("w", w), ("b", b)):
-            if not np.all(np.isfinite(p)):
-                raise ValueError(f"params[{k!r}]: expected finite values, got {p}")
-        return w, b
+        return check_params(self.params, {"w": (self.n_in,), "b": ()}, self.dtype)
 
     def decision_function(self, X):
         """The score w·x + b (B,) for inputs X (B, n_in); its sign is the prediction."""
@@ -155,7 +151,7 @@ class Perceptron:
         y = as_pm1(y, "y", N).astype(self.dtype)
         check_positive(epochs, "epochs", integer=True)
         backend = check_backend(backend or self.backend)
-        run = rosenblatt_epochs if backend == "numpy" else self._kernels(backend).rosenblatt_epochs
+        run = rosenblatt_epochs if backend == "numpy" else kernels("perceptron", backend).rosenblatt_epochs
         rng = self.rng if seed is None else np.random.default_rng(seed)
         w, b = self._check_params()
         w0, b0 = w.copy(), b.copy()
@@ -174,14 +170,6 @@ class Perceptron:
             hist.w_path = np.cumsum(np.vstack([w0, y[steps, None] * X[steps]]), axis=0)
             hist.b_path = np.cumsum(np.concatenate([b0.reshape(1), y[steps]]))
         return hist
-
-    @staticmethod
-    def _kernels(backend):
-        if backend == "numba":
-            from .kernels import perceptron_numba as k
-        else:
-            from .kernels import perceptron_cuda as k
-        return k
 
 
 def margin(w, b, X, y, augmented=False):

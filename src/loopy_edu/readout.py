@@ -13,6 +13,7 @@ import numpy as np
 from .activations import log_softmax, softmax
 from .backend import check_backend
 from .checks import check_array, check_choice, check_params
+from .model import Model
 
 LOSSES = ("mse", "xent")
 
@@ -45,6 +46,24 @@ def check_sequences(xs, targets, mask, n_in, n_out, dtype, loss):
     return xs, targets, mask, unbatched
 
 
+def as_sequences(data, targets=None, loss=None, mask=None):
+    """``(xs, targets, loss, mask)`` from a :class:`loopy_edu.tasks.Task`, which carries its own loss and
+    mask, or from arrays, which then need ``loss``: a default would score a task with the wrong loss
+    without a word."""
+    if targets is None:
+        if not all(hasattr(data, a) for a in ("xs", "targets", "mask", "loss")):
+            raise ValueError(f"targets: expected target arrays (with loss=), or a Task as the first "
+                             f"argument, got {type(data).__name__} alone")
+        if loss is not None or mask is not None:
+            raise ValueError("loss, mask: a Task carries its own; pass the Task alone, or arrays with "
+                             "loss= and mask=")
+        return data.xs, data.targets, data.loss, data.mask
+    if loss is None:
+        raise ValueError(f"loss: expected one of {list(LOSSES)} with arrays (there is no default), or "
+                         "pass the Task itself, which carries its loss and mask")
+    return data, targets, loss, mask
+
+
 def readout(W_out, b_out, hs):
     """Outputs ``y_t = W_out h_t + b_out`` for hidden states hs (..., N); returns (..., n_out)."""
     return hs @ W_out.T + b_out
@@ -74,11 +93,12 @@ def readout_grads(W_out, hs, dys):
     return gW_out, gb_out, dys @ W_out
 
 
-class RecurrentModel:
+class RecurrentModel(Model):
     """What the recurrent models share (Chapters 5 and 7): checked weights, a readout of the states,
     and the masked loss. A subclass sets ``params``, ``n_in``, ``n_out``, ``dtype`` and ``backend`` and
     defines ``shapes()``, ``states(xs, backend)`` (hs (T, B, N) for xs (T, B, n_in)) and
-    ``loss_and_grads``."""
+    ``loss_and_grads(data, targets=None, loss=None, mask=None, ...)``, which takes a Task or arrays
+    (:func:`as_sequences`)."""
 
     def weights(self):
         """The checked parameters as a tuple of C-contiguous arrays, in the order of ``shapes()``."""
@@ -99,7 +119,9 @@ class RecurrentModel:
         """Outputs ys (T, [B,] n_out)."""
         return self.forward(xs, backend)[1]
 
-    def loss(self, xs, targets, loss="mse", mask=None, backend=None):
-        """The masked sequence loss, without gradients."""
+    def loss(self, data, targets=None, loss=None, mask=None, backend=None):
+        """The masked sequence loss, without gradients, of a Task, or of arrays xs (T, [B,] n_in) and
+        targets (T, [B,] n_out) with ``loss`` ("mse" or "xent") and an optional mask (T, [B])."""
+        xs, targets, loss, mask = as_sequences(data, targets, loss, mask)
         xs, targets, mask, _ = check_sequences(xs, targets, mask, self.n_in, self.n_out, self.dtype, loss)
         return sequence_loss(self.forward(xs, backend)[1], targets, mask, loss)[0]

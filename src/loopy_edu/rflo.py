@@ -35,7 +35,7 @@ signal goes through ``W_outᵀ`` (symmetric e-prop) or through a random ``B`` (r
 import numpy as np
 
 from .activations import ACTIVATIONS, CODES
-from .backend import check_backend
+from .backend import check_backend, kernels
 from .checks import check_array, check_positive
 from .readout import LOSSES, check_sequences, readout, sequence_loss
 from .rnn import step
@@ -84,7 +84,7 @@ def _approximate(model, xs, targets, B, loss, mask, backend, self_term):
     B = check_feedback(B, model)
     backend = check_backend(backend or model.backend)
     if backend != "numpy":
-        value, grads = _kernels(backend).rflo(
+        value, grads = kernels("rflo", backend).rflo(
             *model.weights(), B, np.ascontiguousarray(xs), np.ascontiguousarray(targets),
             np.ascontiguousarray(mask), model.alpha, CODES[model.activation], LOSSES.index(loss), self_term)
         return float(value), dict(zip(model.params, grads))
@@ -95,7 +95,7 @@ def _approximate(model, xs, targets, B, loss, mask, backend, self_term):
                           np.zeros((xs.shape[1], N, M), dtype=model.dtype))
 
 
-def rflo(model, xs, targets, B, loss="mse", mask=None, backend=None):
+def rflo(model, xs, targets, B, loss, mask=None, backend=None):
     """The loss and RFLO's approximate gradient for a :class:`loopy_edu.rnn.RNN` (Chapter 9).
 
     xs (T, [B,] n_in), targets (T, [B,] n_out), mask (T, [B]) as in :func:`loopy_edu.bptt.bptt`; B
@@ -105,21 +105,13 @@ def rflo(model, xs, targets, B, loss="mse", mask=None, backend=None):
     return _approximate(model, xs, targets, B, loss, mask, backend, self_term=False)
 
 
-def eprop(model, xs, targets, B=None, loss="mse", mask=None, backend=None):
+def eprop(model, xs, targets, B, loss, mask=None, backend=None):
     """The loss and e-prop's approximate gradient (Chapter 9): RFLO's rule with the self-connection kept
     in the trace (module docstring). ``B=None`` is symmetric e-prop (the error fed back through
     W_outᵀ, taken at call time); a given B (n_rec, n_out) is random e-prop."""
     if B is None:
         B = model.params["W_out"].T
     return _approximate(model, xs, targets, B, loss, mask, backend, self_term=True)
-
-
-def _kernels(backend):
-    if backend == "numba":
-        from .kernels import rflo_numba as k
-    else:
-        from .kernels import rflo_cuda as k
-    return k
 
 
 class OnlineRFLO(OnlineRTRL):
@@ -146,7 +138,7 @@ class OnlineRFLO(OnlineRTRL):
             self.h, self.P, value, grads = rflo_step(m.params, self.B, self.h, self.P, x, target, mask,
                                                      m.alpha, m.activation, self.loss)
             return value, grads
-        value, grads = _kernels(self.backend).online_step(
+        value, grads = kernels("rflo", self.backend).online_step(
             *m.weights(), self.B, self.h, self.P, np.ascontiguousarray(x), np.ascontiguousarray(target),
             np.ascontiguousarray(mask), m.alpha, CODES[m.activation], LOSSES.index(self.loss), False)
         return value, dict(zip(m.params, grads))

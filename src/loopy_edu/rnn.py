@@ -13,9 +13,10 @@ and forward in time (:mod:`loopy_edu.rtrl`, Chapter 6).
 import numpy as np
 
 from .activations import ACTIVATIONS, CODES
-from .backend import DEFAULT, check_backend
-from .checks import check_choice, check_positive
-from .readout import RecurrentModel
+from .backend import DEFAULT, check_backend, kernels
+from .checks import check_choice, check_dtype, check_number, check_positive
+from .bptt import bptt
+from .readout import RecurrentModel, as_sequences
 
 
 def step(params, h, x, alpha, activation):
@@ -53,14 +54,12 @@ class RNN(RecurrentModel):
                  backend=DEFAULT, spectral_radius=None):
         for name, n in (("n_in", n_in), ("n_rec", n_rec), ("n_out", n_out)):
             check_positive(n, name, integer=True)
-        if not (isinstance(alpha, (int, float, np.number)) and 0 < alpha <= 1):
-            raise ValueError(f"alpha: expected a number in (0, 1], got {alpha!r}")
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
-        self.dtype = np.dtype(dtype)
-        check_choice(self.dtype, "dtype", (np.dtype(np.float32), np.dtype(np.float64)))
-        self.n_in, self.n_rec, self.n_out, self.alpha = n_in, n_rec, n_out, float(alpha)
+        self.dtype = check_dtype(dtype)
+        self.n_in, self.n_rec, self.n_out = n_in, n_rec, n_out
+        self.alpha = check_number(alpha, "alpha", 0, 1, low_open=True)
         self.backend = check_backend(backend)
-        rng = np.random.default_rng(seed)
+        self.seed, rng = seed, np.random.default_rng(seed)
         gauss = lambda rows, cols: rng.standard_normal((rows, cols)) / np.sqrt(cols)
         self.params = {"W_in": gauss(n_rec, n_in), "W_rec": gauss(n_rec, n_rec), "b_rec": np.zeros(n_rec),
                        "W_out": gauss(n_out, n_rec), "b_out": np.zeros(n_out)}
@@ -68,9 +67,10 @@ class RNN(RecurrentModel):
             self.params["W_rec"] *= check_positive(spectral_radius, "spectral_radius") / self.spectral_radius()
         self.params = {k: v.astype(self.dtype) for k, v in self.params.items()}
 
-    def __repr__(self):
-        return (f"RNN(n_in={self.n_in}, n_rec={self.n_rec}, n_out={self.n_out}, alpha={self.alpha:g}, "
-                f"activation={self.activation!r}, dtype={self.dtype.name}, backend={self.backend!r})")
+    def config(self):
+        return dict(n_in=self.n_in, n_rec=self.n_rec, n_out=self.n_out, alpha=self.alpha,
+                    activation=self.activation, seed=self.seed, dtype=self.dtype.name,
+                    backend=self.backend)
 
     def spectral_radius(self):
         """The largest |eigenvalue| of ``W_rec``."""
@@ -87,17 +87,15 @@ class RNN(RecurrentModel):
         W_in, W_rec, b_rec, _, _ = self.weights()
         if backend == "numpy":
             return forward(self.params, xs, self.alpha, self.activation)[0]
-        return self.kernels(backend).forward(W_in, W_rec, b_rec, xs, self.alpha, CODES[self.activation])[0]
+        return kernels("rnn", backend).forward(W_in, W_rec, b_rec, xs, self.alpha, CODES[self.activation])[0]
 
-    def loss_and_grads(self, xs, targets, loss="mse", mask=None, truncation=None, backend=None):
-        """The loss and its exact gradient by BPTT (:func:`loopy_edu.bptt.bptt`)."""
-        from .bptt import bptt
+    def unroll(self, xs):
+        """The NumPy forward pass over xs (T, B, n_in): the states hs and the activations act(u_t),
+        both (T, B, N), which the backward pass needs (:func:`forward`)."""
+        return forward(self.params, xs, self.alpha, self.activation)
+
+    def loss_and_grads(self, data, targets=None, loss=None, mask=None, truncation=None, backend=None):
+        """The loss and its exact gradient by BPTT (:func:`loopy_edu.bptt.bptt`) on a Task, or on
+        arrays xs (T, [B,] n_in), targets (T, [B,] n_out) with ``loss`` and an optional mask (T, [B])."""
+        xs, targets, loss, mask = as_sequences(data, targets, loss, mask)
         return bptt(self, xs, targets, loss, mask, truncation, backend)
-
-    @staticmethod
-    def kernels(backend):
-        if backend == "numba":
-            from .kernels import rnn_numba as k
-        else:
-            from .kernels import rnn_cuda as k
-        return k

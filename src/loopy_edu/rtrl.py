@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .activations import ACTIVATIONS, CODES
-from .backend import check_backend
+from .backend import check_backend, kernels
 from .checks import check_choice, check_finite_loss, check_positive
 from .readout import LOSSES, check_sequences, readout, sequence_loss
 from .rnn import step
@@ -67,14 +67,14 @@ def rtrl_step(params, h, J, x, target, mask, alpha, activation, loss):
     return h, J, value, {**split_rows(g, x.shape[1]), "W_out": dy.T @ h, "b_out": dy.sum(axis=0)}
 
 
-def rtrl(model, xs, targets, loss="mse", mask=None, backend=None):
+def rtrl(model, xs, targets, loss, mask=None, backend=None):
     """The loss and its exact gradient for a :class:`loopy_edu.rnn.RNN`, by RTRL; equal to
     :func:`loopy_edu.bptt.bptt` up to round-off. Same arguments and return value."""
     xs, targets, mask, _ = check_sequences(xs, targets, mask, model.n_in, model.n_out, model.dtype, loss)
     backend = check_backend(backend or model.backend)
     weights = model.weights()
     if backend != "numpy":
-        value, grads = _kernels(backend).rtrl(*weights, xs, targets, mask, model.alpha,
+        value, grads = kernels("rtrl", backend).rtrl(*weights, xs, targets, mask, model.alpha,
                                                    CODES[model.activation], LOSSES.index(loss))
         return float(value), dict(zip(model.params, grads))
     N, M = model.n_rec, model.n_rec + model.n_in + 1
@@ -82,14 +82,6 @@ def rtrl(model, xs, targets, loss="mse", mask=None, backend=None):
                                                    model.activation, loss)
     return sum_over_steps(model, xs, targets, mask, step_fn,
                           np.zeros((xs.shape[1], N, N, M), dtype=model.dtype))
-
-
-def _kernels(backend):
-    if backend == "numba":
-        from .kernels import rtrl_numba as k
-    else:
-        from .kernels import rtrl_cuda as k
-    return k
 
 
 class OnlineRTRL:
@@ -123,7 +115,7 @@ class OnlineRTRL:
             self.h, self.J, value, grads = rtrl_step(m.params, self.h, self.J, x, target, mask, m.alpha,
                                                      m.activation, self.loss)
             return value, grads
-        value, grads = _kernels(self.backend).online_step(
+        value, grads = kernels("rtrl", self.backend).online_step(
             *m.weights(), self.h, self.J, x, target, mask, m.alpha, CODES[m.activation],
             LOSSES.index(self.loss))
         return value, dict(zip(m.params, grads))

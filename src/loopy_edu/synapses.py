@@ -36,8 +36,9 @@ the age at which a memory's signal-to-noise ratio falls to 1.
 """
 import numpy as np
 
-from .backend import DEFAULT, check_backend
-from .checks import check_array, check_positive
+from .backend import DEFAULT, check_backend, kernels
+from .checks import check_array, check_dtype, check_params, check_positive
+from .model import Model
 
 
 def chain_constants(m, g12=0.5, ratio_C=2.0, ratio_g=2.0, g_leak=None):
@@ -89,25 +90,37 @@ def advance_numpy(u, dt_over_C, g, steps, dws):
             u[0] += dws[t]
 
 
-class SynapseChain:
+class SynapseChain(Model):
     """A population of Benna-Fusi synapses, each a chain of m variables (Chapter 10).
 
-    ``shape`` is the population's shape (an int for n synapses); ``u`` has shape (m, *shape) and
+    ``shape`` is the population's shape (an int for n synapses); ``u`` has shape ``(m, *shape)`` and
     ``weight`` is the view u[0]. All chains start at 0.
     """
 
     def __init__(self, m, shape, g12=0.5, ratio_C=2.0, ratio_g=2.0, g_leak=None, dt=1.0,
                  dtype=np.float64, backend=DEFAULT):
         self.C, self.g = chain_constants(m, g12, ratio_C, ratio_g, g_leak)
+        self.g12, self.ratio_C, self.ratio_g = float(g12), float(ratio_C), float(ratio_g)
+        self.g_leak = None if g_leak is None else float(g_leak)
         self.dt = check_stable(self.C, self.g, dt)
         self.backend = check_backend(backend)
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
         if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
             raise ValueError(f"shape: expected a positive int or a tuple of positive ints, got {shape!r}")
-        self.m, self.shape, self.dtype = int(m), shape, np.dtype(dtype)
+        self.m, self.shape, self.dtype = int(m), shape, check_dtype(dtype)
         self.u = np.zeros((self.m, *shape), dtype=self.dtype)
         self._dt_over_C = (self.dt / self.C).astype(self.dtype)
         self._g = self.g.astype(self.dtype)
+
+    def config(self):
+        return dict(m=self.m, shape=list(self.shape), g12=self.g12, ratio_C=self.ratio_C,
+                    ratio_g=self.ratio_g, g_leak=self.g_leak, dt=self.dt, dtype=self.dtype.name,
+                    backend=self.backend)
+
+    @property
+    def params(self):
+        """The chains' whole state ``{"u": u}``, u ``(m, *shape)``: what a checkpoint saves."""
+        return {"u": self.u}
 
     @property
     def weight(self):
@@ -124,8 +137,9 @@ class SynapseChain:
         self.run(1, dws)
 
     def run(self, steps, dws=None):
-        """``steps`` Euler steps; after step t, u_1 += dws[t] when dws (steps, *shape) is given."""
+        """``steps`` Euler steps; after step t, u_1 += dws[t] when ``dws`` ``(steps, *shape)`` is given."""
         check_positive(steps, "steps", integer=True)
+        check_params(self.params, {"u": (self.m, *self.shape)}, self.dtype)
         n = int(np.prod(self.shape))
         if dws is None:
             flat_dws = np.zeros((0, n), dtype=self.dtype)
@@ -136,11 +150,7 @@ class SynapseChain:
         if self.backend == "numpy":
             advance_numpy(u, self._dt_over_C, self._g, steps, flat_dws)
         else:
-            if self.backend == "numba":
-                from .kernels.synapses_numba import advance
-            else:
-                from .kernels.synapses_cuda import advance
-            advance(u, self._dt_over_C, self._g, steps, flat_dws)
+            kernels("synapses", self.backend).advance(u, self._dt_over_C, self._g, steps, flat_dws)
 
 
 def memory_retention(m, n_synapses, ages, n_trials=8, eta=1.0, burn_in=1000, seed=0,

@@ -1,0 +1,92 @@
+"""Saving and loading models without pickle: one ``.npz`` file per model.
+
+The file holds the model's ``params`` (as ``param/<name>`` arrays) and, as JSON text, the class name
+and the constructor's arguments (:meth:`loopy_edu.model.Model.config`). Loading rebuilds the model
+from a fixed list of library classes (:data:`MODELS`) and copies the arrays in after checking their
+names, shapes and dtypes. ``np.load(..., allow_pickle=False)`` refuses object arrays, so opening a
+file never runs code from it.
+"""
+import importlib
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from .model import Model
+
+FORMAT = 1
+
+#: The classes a checkpoint may name, and where they live. A new model joins the library by being
+#: added here and to the contract test's list (ARCHITECTURE.md).
+MODELS = {
+    "LinearRegression": "loopy_edu.linear",
+    "Perceptron": "loopy_edu.perceptron",
+    "MLP": "loopy_edu.mlp",
+    "RNN": "loopy_edu.rnn",
+    "LSTM": "loopy_edu.lstm",
+    "SynapseChain": "loopy_edu.synapses",
+}
+
+
+def save(model, path):
+    """Write ``model`` to ``path`` (a ``.npz`` file) atomically: a temporary file in the same folder,
+    then a rename, so that an existing checkpoint is never left half-written."""
+    name = type(model).__name__
+    if not isinstance(model, Model) or MODELS.get(name) != type(model).__module__:
+        raise ValueError(f"model: expected one of the library's models {sorted(MODELS)}, "
+                         f"got {name}")
+    try:
+        header = json.dumps({"format": FORMAT, "class": name, "config": model.config()})
+    except TypeError as err:
+        raise ValueError(f"model: its config() must hold plain values to be saved ({err})") from None
+    arrays = {f"param/{k}": np.asarray(p) for k, p in model.params.items()}
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, header=np.array(header), **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load(path, backend=None):
+    """The model saved at ``path``, with equal params and config; ``backend`` overrides the saved
+    one (e.g. to open a CUDA model on a machine without a GPU). Raises ValueError for a file that is
+    not a checkpoint of a library model, or whose arrays do not fit the model it names."""
+    data = np.load(path, allow_pickle=False)
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"path: expected a .npz checkpoint, got a single array in {os.fspath(path)!r}")
+    try:
+        with data as f:
+            files = {k: f[k] for k in f.files}
+    except ValueError as err:  # numpy's refusal of object arrays
+        raise ValueError(f"path: {os.fspath(path)!r} holds object arrays, which are never loaded "
+                         f"({err})") from None
+    if "header" not in files:
+        raise ValueError(f"path: {os.fspath(path)!r} is not a loopy_edu checkpoint (no header)")
+    try:
+        header = json.loads(str(files.pop("header")))
+        name, config = header["class"], dict(header["config"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"path: {os.fspath(path)!r} has an unreadable header ({err})") from None
+    if header.get("format") != FORMAT or name not in MODELS:
+        raise ValueError(f"path: expected a format-{FORMAT} checkpoint of one of {sorted(MODELS)}, "
+                         f"got format {header.get('format')!r} of class {name!r}")
+    if backend is not None:
+        config["backend"] = backend
+    model = getattr(importlib.import_module(MODELS[name]), name)(**config)
+    saved = {k.removeprefix("param/"): a for k, a in files.items() if k.startswith("param/")}
+    if saved.keys() != model.params.keys() or len(saved) != len(files):
+        raise ValueError(f"path: expected the arrays {sorted(model.params)} of a {name}, got "
+                         f"{sorted(files)}")
+    for k, p in model.params.items():
+        a = saved[k]
+        if a.shape != p.shape or a.dtype != p.dtype:
+            raise ValueError(f"path: params[{k!r}] is a {a.dtype.name} array of shape {a.shape}, "
+                             f"but this {name} needs {p.dtype.name} {p.shape}")
+        p[...] = a
+    return model

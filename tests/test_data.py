@@ -413,3 +413,71 @@ def test_real_offline_folder_gives_the_8000_2000_fallback():
     assert ds.y_train[:4].tolist() == [7, 2, 1, 0]  # t10k starts 7 2 1 0 4; index 4 goes to test
     assert ds.y_test[0] == 4
     assert ds.source.startswith("fallback") and str(REAL_DATA / "mnist") in ds.source
+
+
+# --- quiet loading and a one-line summary (pages are published: no local paths) ---------------
+
+
+def test_warn_false_is_silent_but_the_fallback_is_still_recorded(tmp_path, fake_md5, fetcher):
+    write(tmp_path / "d", names=TEST_NAMES)
+    with pytest.warns(MNISTFallbackWarning):
+        loud = load_mnist(tmp_path / "d", download=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning at all fails the test
+        quiet = load_mnist(tmp_path / "d", download=False, warn=False)
+    assert quiet.fallback is True and quiet.source == loud.source
+    assert quiet.reason == loud.reason
+    assert "download=False" in quiet.reason
+    np.testing.assert_array_equal(quiet.x_train, loud.x_train)
+    np.testing.assert_array_equal(quiet.y_test, loud.y_test)
+
+
+def test_warn_false_changes_nothing_for_full_mnist(tmp_path, fake_md5):
+    write(tmp_path / "d")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = load_mnist(tmp_path / "d", download=False, warn=False)
+    assert ds.fallback is False and ds.x_train.shape == (N_TRAIN, 784)
+
+
+def test_summary_is_one_line_without_local_paths(tmp_path, fake_md5, fetcher, cache):
+    write(tmp_path / "d", names=TEST_NAMES)
+    offline = load_mnist(tmp_path / "d", download=False, warn=False)
+    fetcher.plan = {0: urllib.error.URLError("no route"), 1: TimeoutError("timed out")}
+    failed = load_mnist(tmp_path / "d", warn=False)
+    write(tmp_path / "full")
+    full = load_mnist(tmp_path / "full", download=False)
+    n_test = len(ARRAYS["t10k"][1][4::5])
+    for ds in (offline, failed, full):
+        line = ds.summary()
+        assert isinstance(line, str) and line.startswith("MNIST: ") and "\n" not in line
+        assert str(tmp_path) not in line and str(cache) not in line and ds.reason in line
+        assert str(tmp_path) in ds.source  # the folders stay available in the fields
+    assert f"{N_TEST - n_test:,}/{n_test:,} split" in offline.summary()
+    assert "test set" in offline.summary() and "not comparable" in offline.summary()
+    assert "download=False" in offline.summary()
+    assert "could not be downloaded" in failed.summary()
+    assert f"official {N_TRAIN:,}/{N_TEST:,} train/test split" in full.summary()
+    assert "found locally" in full.summary() and "not comparable" not in full.summary()
+
+
+def test_fallback_warning_names_no_local_path(tmp_path, fake_md5, fetcher, cache):
+    write(tmp_path / "d", names=TEST_NAMES)
+    with pytest.warns(MNISTFallbackWarning) as record:
+        load_mnist(tmp_path / "d", download=False)
+    # A download error whose text holds a path (a full disk, say) must not leak it.
+    fetcher.plan = {0: OSError(f"[Errno 28] No space left on device: '{cache}/x.part'"),
+                    1: urllib.error.URLError("no route")}
+    with pytest.warns(MNISTFallbackWarning) as record_failed:
+        load_mnist(tmp_path / "d")
+    for rec in (record, record_failed):
+        msg = str(rec[0].message)
+        assert str(tmp_path) not in msg and str(cache) not in msg and "FALLING BACK" in msg
+    failed = str(record_failed[0].message)
+    assert "No space left on device" in failed and "no route" in failed and "<path>" in failed
+    assert data.MIRRORS[0] in failed  # URLs are not local paths and stay
+
+
+def test_warn_must_be_a_bool():
+    with pytest.raises(TypeError, match="warn: expected True or False, got 'no'"):
+        load_mnist(download=False, warn="no")

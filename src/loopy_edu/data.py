@@ -4,26 +4,34 @@
 parses the IDX format with NumPy and returns images as float32 in [0, 1] with shape (N, 784)
 and labels as int64 with shape (N,).
 
-Where the files are looked for, in this order (in each folder, directly or in a ``mnist/`` subfolder):
+Where the files are looked for, in this order (in each folder, directly or in a ``mnist/``
+subfolder):
 
 1. the ``data_dir`` argument;
 2. the folder named by the ``LOOPY_EDU_DATA`` environment variable;
 3. the user cache, ``$XDG_CACHE_HOME/loopy_edu/mnist`` (default ``~/.cache/loopy_edu/mnist``).
 
-Missing files are downloaded into the user cache when ``download=True``. When only the 10,000-image
-test set can be had (say, on an offline machine), the loader falls back to a fixed 8,000/2,000 split
-of it and warns loudly with ``MNISTFallbackWarning``; see ``fallback_split``.
+Missing files are downloaded into the user cache when ``download=True``. When only the
+10,000-image test set can be had (say, on an offline machine), the loader falls back to a fixed
+8,000/2,000 split of it and warns loudly with ``MNISTFallbackWarning``; see ``fallback_split``.
+``warn=False`` silences that warning (the returned ``MNIST`` still records the fallback), and
+``MNIST.summary()`` says in one line, without local paths, which data was loaded and why.
 
-MNIST is by Yann LeCun, Corinna Cortes and Christopher J. C. Burges, published under CC BY-SA 3.0.
+MNIST is by Yann LeCun, Corinna Cortes and Christopher J. C. Burges, published under
+CC BY-SA 3.0.
 """
+from __future__ import annotations
+
 import gzip
 import hashlib
 import http.client
 import os
+import re
 import tempfile
 import urllib.request
 import warnings
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,10 +100,25 @@ class MNISTFallbackWarning(UserWarning):
 class MNIST:
     """MNIST as arrays.
 
-    x_train: (N_train, 784) float32 in [0, 1]; y_train: (N_train,) int64 in 0..9;
-    x_test: (N_test, 784) float32 in [0, 1]; y_test: (N_test,) int64 in 0..9.
     Full MNIST has N_train = 60,000 and N_test = 10,000; the fallback has 8,000 and 2,000.
-    ``source`` says where the data came from; ``fallback`` is True for the test-set-only split.
+    ``summary()`` puts ``fallback`` and ``reason`` into one line fit for a published page.
+
+    Attributes
+    ----------
+    x_train : np.ndarray, shape (N_train, 784)
+        Training images, float32 in [0, 1], each 28x28 image row by row.
+    y_train : np.ndarray, shape (N_train,)
+        Training labels, int64 in 0..9.
+    x_test : np.ndarray, shape (N_test, 784)
+        Test images, float32 in [0, 1].
+    y_test : np.ndarray, shape (N_test,)
+        Test labels, int64 in 0..9.
+    source : str
+        Where the data came from (with local folders).
+    fallback : bool
+        True for the test-set-only split.
+    reason : str
+        Why these files were used, without local paths.
     """
 
     x_train: np.ndarray
@@ -104,6 +127,7 @@ class MNIST:
     y_test: np.ndarray
     source: str
     fallback: bool = False
+    reason: str = ""
 
     def __repr__(self):
         return (
@@ -112,13 +136,42 @@ class MNIST:
             f"fallback={self.fallback}, source={self.source!r})"
         )
 
+    def summary(self) -> str:
+        """One line saying which data this is and why, with no local paths (safe to publish).
+
+        For example: "MNIST: fixed 8,000/2,000 split of the official 10,000-image test set (the
+        training files were not found locally and could not be downloaded); accuracies are not
+        comparable with published full-MNIST figures".
+
+        Returns
+        -------
+        str
+            The line, without a trailing newline.
+        """
+        n_train, n_test = len(self.y_train), len(self.y_test)
+        why = f" ({self.reason})" if self.reason else ""
+        if self.fallback:
+            return (
+                f"MNIST: fixed {n_train:,}/{n_test:,} split of the official "
+                f"{n_train + n_test:,}-image test set{why}; accuracies are not comparable with "
+                f"published full-MNIST figures"
+            )
+        return f"MNIST: the official {n_train:,}/{n_test:,} train/test split{why}"
+
 
 # ---------------------------------------------------------------------------------------------
 # Where to look
 
 
-def cache_dir():
-    """The user cache folder for MNIST: ``$XDG_CACHE_HOME/loopy_edu/mnist`` or ``~/.cache/loopy_edu/mnist``."""
+def cache_dir() -> Path:
+    """The user cache folder for MNIST: ``$XDG_CACHE_HOME/loopy_edu/mnist`` or
+    ``~/.cache/loopy_edu/mnist``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder; it may not exist yet.
+    """
     base = os.environ.get("XDG_CACHE_HOME")
     root = Path(base).expanduser() if base else Path.home() / ".cache"
     return root / "loopy_edu" / "mnist"
@@ -130,8 +183,25 @@ def _as_path(value, name):
     return Path(value).expanduser()
 
 
-def search_dirs(data_dir=None):
-    """The folders searched, in order: data_dir, $LOOPY_EDU_DATA, the user cache; each then its ``mnist/``."""
+def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The folders searched, in order: data_dir, $LOOPY_EDU_DATA, the user cache; each then its
+    ``mnist/``.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike or None
+        A folder to search first.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The folders, without repeats; they need not exist.
+
+    Raises
+    ------
+    TypeError
+        If ``data_dir`` is not a path or None.
+    """
     roots = []
     if data_dir is not None:
         roots.append(_as_path(data_dir, "data_dir"))
@@ -176,12 +246,31 @@ def _read_verified(path):
     return raw
 
 
-def parse_idx(data, expected_magic, name="data"):
+def parse_idx(data: bytes, expected_magic: int,
+              name: str | os.PathLike = "data") -> np.ndarray:
     """Parse the bytes of an uncompressed IDX file into a uint8 array of its dimensions.
 
     Layout: a big-endian int32 magic number (0x0000 08 nd: unsigned bytes, nd dimensions), nd
-    big-endian uint32 sizes, then the values in C order. ``expected_magic`` is 2051 for images
-    (N, rows, cols) or 2049 for labels (N,). ``name`` is used in error messages.
+    big-endian uint32 sizes, then the values in C order.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's bytes, uncompressed.
+    expected_magic : int
+        2051 for images (N, rows, cols) or 2049 for labels (N,).
+    name : str or os.PathLike
+        The file's name, used in error messages.
+
+    Returns
+    -------
+    np.ndarray
+        uint8 values in the shape the header gives, a read-only view of ``data``.
+
+    Raises
+    ------
+    IDXFormatError
+        If the magic number differs, or the data is shorter or longer than its header says.
     """
     if len(data) < 4:
         raise IDXFormatError(f"{name}: expected an IDX file of at least 4 bytes, got {len(data)} bytes")
@@ -256,12 +345,39 @@ def _fetch(url, out, timeout):
                 bar.update(len(chunk))
 
 
-def download_file(name, dest_dir=None, mirrors=MIRRORS, timeout=TIMEOUT):
-    """Download the MNIST file ``name`` into ``dest_dir`` (default: the user cache); return its path.
+def download_file(name: str, dest_dir: str | os.PathLike | None = None,
+                  mirrors: Sequence[str] = MIRRORS, timeout: float = TIMEOUT) -> Path:
+    """Download the MNIST file ``name`` into ``dest_dir`` (default: the user cache); return its
+    path.
 
-    Each mirror is tried in order. The bytes go to a temporary file in ``dest_dir`` that is renamed
-    to ``name`` only once its MD5 matches the published one, so a partial or corrupt download is
-    never used or kept. Raises MNISTDownloadError, listing each mirror's failure, if none succeeds.
+    Each mirror is tried in order. The bytes go to a temporary file in ``dest_dir`` that is
+    renamed to ``name`` only once its MD5 matches the published one, so a partial or corrupt
+    download is never used or kept.
+
+    Parameters
+    ----------
+    name : str
+        One of the four file names, e.g. ``"t10k-images-idx3-ubyte.gz"``.
+    dest_dir : str or os.PathLike or None
+        The folder to download into, created if needed; None means :func:`cache_dir`.
+    mirrors : sequence of str
+        ``https://`` base addresses, tried in order.
+    timeout : float
+        Seconds allowed for connecting and for each read.
+
+    Returns
+    -------
+    pathlib.Path
+        ``dest_dir / name``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not one of the four files.
+    TypeError
+        If ``dest_dir`` is not a path or None.
+    MNISTDownloadError
+        Listing each mirror's failure, if none succeeds, or if ``dest_dir`` cannot be created.
     """
     if name not in MD5:
         raise ValueError(f"name: expected one of {sorted(MD5)}, got {name!r}")
@@ -302,19 +418,39 @@ def download_file(name, dest_dir=None, mirrors=MIRRORS, timeout=TIMEOUT):
 # The fallback split
 
 
-def fallback_split(n):
-    """The fixed fallback split of ``n`` test-set images: boolean mask (n,), True for the fallback TEST split.
+def fallback_split(n: int) -> np.ndarray:
+    """The fixed fallback split of ``n`` test-set images: True for the fallback TEST split.
 
-    Test-set index i goes to the fallback test split when i % 5 == 4, else to the fallback train split:
-    8,000 train / 2,000 test for the 10,000 t10k images. The first 5,000 t10k images come from
-    NIST's cleaner SD-3 writers and the last 5,000 from the harder SD-1 writers; taking every fifth
-    image keeps that 50/50 mix in both splits, and the split never changes between runs.
+    Test-set index i goes to the fallback test split when i % 5 == 4, else to the fallback train
+    split: 8,000 train / 2,000 test for the 10,000 t10k images. The first 5,000 t10k images come
+    from NIST's cleaner SD-3 writers and the last 5,000 from the harder SD-1 writers; taking
+    every fifth image keeps that 50/50 mix in both splits, and the split never changes between
+    runs.
+
+    Parameters
+    ----------
+    n : int
+        The number of test-set images.
+
+    Returns
+    -------
+    np.ndarray, shape (n,)
+        A boolean mask, True for the images of the fallback test split.
     """
     return np.arange(n) % 5 == 4
 
 
 # ---------------------------------------------------------------------------------------------
 # The loader
+
+
+# An absolute POSIX path outside a URL (no ':' or '/' just before it), or a Windows drive path.
+_LOCAL_PATH = re.compile(r"(?<![\w:/.~])/[^\s'\"<>|,;()]+|\b[A-Za-z]:\\[^\s'\"<>|,;()]+")
+
+
+def _without_paths(text):
+    """``text`` with local paths replaced by '<path>': warnings end up in published pages."""
+    return _LOCAL_PATH.sub("<path>", text)
 
 
 def _describe(origins):
@@ -327,23 +463,55 @@ def _describe(origins):
     return "; ".join(seen)
 
 
-def load_mnist(data_dir=None, download=True):
-    """Load MNIST (used from Chapter 3 onward); return an ``MNIST`` with x_train, y_train, x_test, y_test.
+def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
+               warn: bool = True) -> MNIST:
+    """Load MNIST (used from Chapter 3 onward); return an ``MNIST`` with x_train, y_train,
+    x_test, y_test.
 
     Images are float32 in [0, 1], shape (N, 784) (28x28 images, row by row); labels are int64 in
     0..9, shape (N,). Full MNIST: 60,000 train and 10,000 test images.
 
-    Files are looked for in ``data_dir``, then ``$LOOPY_EDU_DATA``, then the user cache (each folder
-    directly or in its ``mnist/`` subfolder) and MD5-checked; a corrupt file raises MNISTChecksumError.
-    Missing files are downloaded into the user cache when ``download`` is True.
+    Files are looked for in ``data_dir``, then ``$LOOPY_EDU_DATA``, then the user cache (each
+    folder directly or in its ``mnist/`` subfolder) and MD5-checked; a corrupt file raises
+    MNISTChecksumError. Missing files are downloaded into the user cache when ``download`` is
+    True.
 
-    Fallback: if the training files cannot be had but the t10k test files can, the 10,000 test images
-    are split 8,000 train / 2,000 test (index i goes to test when i % 5 == 4; see ``fallback_split``),
-    with an MNISTFallbackWarning. Accuracies on this split are not comparable with published
-    full-MNIST figures. If even the test files are missing, raises FileNotFoundError.
+    Fallback: if the training files cannot be had but the t10k test files can, the 10,000 test
+    images are split 8,000 train / 2,000 test (index i goes to test when i % 5 == 4; see
+    ``fallback_split``), with an MNISTFallbackWarning unless ``warn`` is False (the result's
+    ``fallback``, ``source`` and ``reason`` record it either way, and its ``summary()`` says it
+    in one line). Accuracies on this split are not comparable with published full-MNIST figures.
+    If even the test files are missing, raises FileNotFoundError.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike or None
+        A folder to search before ``$LOOPY_EDU_DATA`` and the user cache.
+    download : bool
+        Whether to download missing files into the user cache.
+    warn : bool
+        Whether the fallback split warns with MNISTFallbackWarning.
+
+    Returns
+    -------
+    MNIST
+        The arrays, where they came from, and whether they are the fallback split.
+
+    Raises
+    ------
+    TypeError
+        If ``data_dir`` is not a path or None, or ``download`` or ``warn`` is not a bool.
+    FileNotFoundError
+        If the test files can be neither found nor downloaded.
+    MNISTChecksumError
+        If a file found on disk does not match its published MD5.
+    IDXFormatError
+        If a file is not a valid gzip-compressed IDX file of its kind.
     """
     if not isinstance(download, (bool, np.bool_)):
         raise TypeError(f"download: expected True or False, got {download!r}")
+    if not isinstance(warn, (bool, np.bool_)):
+        raise TypeError(f"warn: expected True or False, got {warn!r}")
     dirs = search_dirs(data_dir)
     found = {name: _find(name, dirs) for name in FILES}
     origins = {name: ("folder", path.parent) for name, path in found.items() if path is not None}
@@ -397,27 +565,34 @@ def load_mnist(data_dir=None, download=True):
             y_test=y_test,
             source=_describe(origins[name] for name in FILES),
             fallback=False,
+            reason=_full_reason(origins[name][0] for name in FILES),
         )
 
-    # Fallback: a fixed split of the t10k set.
-    listing = ", ".join(str(d) for d in dirs)
+    # Fallback: a fixed split of the t10k set. The warning names no local folder (it is printed
+    # into notebooks that get published); `source` keeps the folders for whoever needs them.
+    where = f"data_dir, ${ENV_VAR} or the user cache"
     if download_errors:
-        why = "download failed: " + "; ".join(str(e).replace("\n  ", " | ") for e in download_errors.values())
+        why = "download failed: " + "; ".join(
+            _without_paths(str(e)).replace("\n  ", " | ") for e in download_errors.values()
+        )
+        reason = "the training files were not found locally and could not be downloaded"
     else:
-        why = f"download=False and {', '.join(missing_train)} not found in {listing}"
+        why = f"download=False and {', '.join(missing_train)} not found in {where}"
+        reason = "the training files were not found locally and download=False"
     is_test = fallback_split(x_test_u8.shape[0])
     n_test = int(is_test.sum())
     n_train = x_test_u8.shape[0] - n_test
     test_from = _describe(origins[name] for name in test_names)
-    warnings.warn(
-        f"Full MNIST was not available ({why}). FALLING BACK to a fixed split of the 10,000-image MNIST "
-        f"test set (t10k): {n_train:,} train / {n_test:,} test images. "
-        f"Accuracies on this split are NOT comparable with published full-MNIST figures "
-        f"(60,000 train / 10,000 test). To get full MNIST, set {ENV_VAR} to a folder with all four files "
-        f"or run load_mnist(download=True) with network access.",
-        MNISTFallbackWarning,
-        stacklevel=2,
-    )
+    if warn:
+        warnings.warn(
+            f"Full MNIST was not available ({why}). FALLING BACK to a fixed split of the "
+            f"10,000-image MNIST test set (t10k): {n_train:,} train / {n_test:,} test images. "
+            f"Accuracies on this split are NOT comparable with published full-MNIST figures "
+            f"(60,000 train / 10,000 test). To get full MNIST, set {ENV_VAR} to a folder with "
+            f"all four files or run load_mnist(download=True) with network access.",
+            MNISTFallbackWarning,
+            stacklevel=2,
+        )
     return MNIST(
         x_train=_to_float(x_test_u8[~is_test]),
         y_train=y_test[~is_test],
@@ -425,4 +600,15 @@ def load_mnist(data_dir=None, download=True):
         y_test=y_test[is_test],
         source=f"fallback: {n_train}/{n_test} split of t10k (index % 5 == 4 is test) from {test_from}",
         fallback=True,
+        reason=reason,
     )
+
+
+def _full_reason(kinds):
+    """Why full MNIST came from where it did, given each file's origin: folder or downloaded."""
+    kinds = set(kinds)
+    if kinds == {"folder"}:
+        return "all four files found locally"
+    if kinds == {"downloaded"}:
+        return "downloaded from an official mirror"
+    return "found locally or downloaded from an official mirror"

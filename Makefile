@@ -15,7 +15,13 @@ export PYTHONHASHSEED ?= 0
 # The book's matrices are small: one BLAS thread per process avoids oversubscribing a 2-core machine.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: book test unit book-strict bench clean
+.PHONY: book test unit wheel-check book-strict book-check assets bench clean
+
+# The pages load MathJax, require.js and the widget manager from the build itself, so that the book
+# reads offline: npm installs the versions pinned in book/_assets/package-lock.json (never committed).
+ASSETS := book/_assets/node_modules/.installed
+# Kernels that execute the book read book/_ipython: figures as 2x ("retina") PNGs.
+BOOK_ENV := IPYTHONDIR=$(CURDIR)/book/_ipython
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,18 +30,36 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-book: $(STAMP)
-	$(BIN)/jupyter-book build .
+$(ASSETS): book/_assets/package.json book/_assets/package-lock.json
+	cd book/_assets && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
 
-# The whole suite: unit, property and CUDA-simulator tests, then the book build, which executes every
-# chapter and lab from a fresh kernel and treats any Sphinx warning as an error.
-test: unit book-strict
+assets: $(ASSETS)
+
+book: $(STAMP) $(ASSETS)
+	$(BOOK_ENV) $(BIN)/jupyter-book build .
+
+# The whole suite: unit, property and CUDA-simulator tests, the install of the wheel outside the
+# repository, then the book build, which executes every chapter and lab from a fresh kernel and treats
+# any Sphinx warning as an error, and last the check that the built pages need no network.
+test: unit wheel-check book-strict
+	$(MAKE) --no-print-directory book-check
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest
 
-book-strict: $(STAMP)
-	$(BIN)/jupyter-book build . --warningiserror --keep-going
+# Builds the wheel, installs it into a throwaway virtual environment (registry dependencies only, no
+# numba-cuda) and runs README.md's python examples from outside the repository; see the script.
+wheel-check: $(STAMP)
+	$(BIN)/python tools/check_wheel.py
+
+book-strict: $(STAMP) $(ASSETS)
+	$(BOOK_ENV) $(BIN)/jupyter-book build . --warningiserror --keep-going
+
+# Reads the finished build (fails if there is none): no page loads a script or a stylesheet from
+# another host, MathJax and the widget manager come from _static (tests/test_built_book.py).
+book-check: $(STAMP)
+	LOOPY_EDU_BUILT_BOOK=_build/html $(BIN)/python -m pytest -q tests/test_built_book.py
 
 bench: $(STAMP)
 	$(BIN)/python -m loopy_edu.bench all

@@ -65,3 +65,53 @@ def test_lab_is_committed_without_outputs(lab):
     assert code, "a lab has code"
     assert all(not c["outputs"] and c["execution_count"] is None for c in code)
     assert any("ipywidgets" in "".join(c["source"]) for c in code), "a lab is interactive"
+
+
+def _math_list_check():
+    """book/_ext/math_list_check.py, the Sphinx extension that fails the build on garbled maths."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "math_list_check", ROOT / "book" / "_ext" / "math_list_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.list_items_in_math
+
+
+@pytest.mark.parametrize("text, lines", [
+    # Chapter 6 before the fix: the minus of a wrapped formula became a bullet.
+    ("the cross-entropy $-p \\ln q\n- (1-p) \\ln(1-q)$. If it cannot", [2]),
+    ("a sum $a\n+ b$ and a product $a\n* b$, a count $n =\n1. $", [2, 3, 4]),
+    ("inline display $$a\n- b$$ is cut too", [2]),
+    ("an unclosed $x ends with its paragraph\n\n- so this list is fine", []),
+    ("- a list with $x$\n- and $y$\n\n1. numbered $z$\n2. too", []),
+    ("a display block\n\n$$\nx = a\n+ b\n- c\n$$\n\n- a list", []),
+    ("`$HOME` is code,\n- a list\n```bash\necho $PATH\n- not a list\n```\n- a list", []),
+    ("it costs \\$5, and\n- this is a list", []),
+])
+def test_math_list_check_finds_list_markers_inside_formulas(text, lines):
+    assert _math_list_check()(text) == lines
+
+
+def test_no_formula_in_the_book_is_cut_by_a_list_marker():
+    find = _math_list_check()
+    for f in FILES:
+        path = (ROOT / f).with_suffix(".md")
+        if path.exists():
+            assert not find(path.read_text()), (f, find(path.read_text()))
+        else:
+            cells = json.loads(path.with_suffix(".ipynb").read_text())["cells"]
+            for i, cell in enumerate(c for c in cells if c["cell_type"] == "markdown"):
+                assert not find("".join(cell["source"])), (f, "markdown cell", i)
+
+
+def test_every_module_has_an_api_page():
+    """One page per module of src/loopy_edu (not the kernels: see book/api/index.md)."""
+    modules = sorted(p.stem for p in (ROOT / "src" / "loopy_edu").glob("*.py")
+                     if p.stem != "__init__")
+    assert modules
+    for module in modules:
+        page = f"book/api/{module}"
+        assert page in FILES, f"_toc.yml has no API page {page} for loopy_edu.{module}"
+        text = (ROOT / page).with_suffix(".md").read_text()
+        assert f".. automodule:: loopy_edu.{module}\n" in text, page

@@ -1,11 +1,13 @@
 """Saving and loading models without pickle: one ``.npz`` file per model.
 
-The file holds the model's ``params`` (as ``param/<name>`` arrays) and, as JSON text, the class name
-and the constructor's arguments (:meth:`loopy_edu.model.Model.config`). Loading rebuilds the model
-from a fixed list of library classes (:data:`MODELS`) and copies the arrays in after checking their
-names, shapes and dtypes. ``np.load(..., allow_pickle=False)`` refuses object arrays, so opening a
-file never runs code from it.
+The file holds the model's ``params`` (as ``param/<name>`` arrays) and, as JSON text, the class
+name and the constructor's arguments (:meth:`loopy_edu.model.Model.config`). Loading rebuilds
+the model from a fixed list of library classes (:data:`MODELS`) and copies the arrays in after
+checking their names, shapes and dtypes. ``np.load(..., allow_pickle=False)`` refuses object
+arrays, so opening a file never runs code from it.
 """
+from __future__ import annotations
+
 import importlib
 import json
 import os
@@ -17,8 +19,8 @@ from .model import Model
 
 FORMAT = 1
 
-#: The classes a checkpoint may name, and where they live. A new model joins the library by being
-#: added here and to the contract test's list (ARCHITECTURE.md).
+#: The classes a checkpoint may name, and where they live. A new model joins the library by
+#: being added here and to the contract test's list (ARCHITECTURE.md).
 MODELS = {
     "LinearRegression": "loopy_edu.linear",
     "Perceptron": "loopy_edu.perceptron",
@@ -29,9 +31,23 @@ MODELS = {
 }
 
 
-def save(model, path):
-    """Write ``model`` to ``path`` (a ``.npz`` file) atomically: a temporary file in the same folder,
-    then a rename, so that an existing checkpoint is never left half-written."""
+def save(model: Model, path: str | os.PathLike) -> None:
+    """Write ``model`` to ``path`` (a ``.npz`` file) atomically: a temporary file in the same
+    folder, then a rename, so that an existing checkpoint is never left half-written.
+
+    Parameters
+    ----------
+    model : Model
+        One of the library's models (:data:`MODELS`).
+    path : str or os.PathLike
+        The file to write; an existing file there is replaced.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is not one of the library's models, or its ``config()`` holds values that
+        JSON cannot store.
+    """
     name = type(model).__name__
     if not isinstance(model, Model) or MODELS.get(name) != type(model).__module__:
         raise ValueError(f"model: expected one of the library's models {sorted(MODELS)}, "
@@ -53,10 +69,29 @@ def save(model, path):
         raise
 
 
-def load(path, backend=None):
-    """The model saved at ``path``, with equal params and config; ``backend`` overrides the saved
-    one (e.g. to open a CUDA model on a machine without a GPU). Raises ValueError for a file that is
-    not a checkpoint of a library model, or whose arrays do not fit the model it names."""
+def load(path: str | os.PathLike, backend: str | None = None) -> Model:
+    """The model saved at ``path``, with equal params and config; ``backend`` overrides the
+    saved one (e.g. to open a CUDA model on a machine without a GPU).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.npz`` file written by :func:`save`.
+    backend : str or None
+        ``"numpy"``, ``"numba"`` or ``"cuda"`` instead of the saved backend; None keeps it.
+
+    Returns
+    -------
+    Model
+        A new model of the saved class, built from the saved config, holding the saved params.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a checkpoint of a library model (a single array, object arrays, no
+        or an unreadable header, another format or class), or its arrays do not fit the model it
+        names (missing or extra keys, another shape or dtype).
+    """
     data = np.load(path, allow_pickle=False)
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise ValueError(f"path: expected a .npz checkpoint, got a single array in {os.fspath(path)!r}")

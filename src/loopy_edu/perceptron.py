@@ -1,16 +1,21 @@
 """Rosenblatt's perceptron, its learning rule and the geometry of its convergence (Chapter 2).
 
-The model predicts ``+1`` where ``w·x + b > 0`` and ``−1`` elsewhere. Labels are ``y ∈ {−1, +1}``;
-``{0, 1}`` labels are accepted and read as ``0 → −1``. ``params["b"]`` is a 0-d array (a scalar you can
-update in place), so the gradient ``grads["b"]`` has shape ``()`` too.
+The model predicts ``+1`` where ``w·x + b > 0`` and ``−1`` elsewhere. Labels are
+``y ∈ {−1, +1}``; ``{0, 1}`` labels are accepted and read as ``0 → −1``. ``params["b"]`` is a
+0-d array (a scalar you can update in place), so the gradient ``grads["b"]`` has shape ``()``
+too.
 
-Folding the bias into the weights, ``w̃ = (w, b)`` and ``x̃ = (x, 1)``, turns the rule into the textbook
-``w̃ += y x̃``; Novikoff's mistake bound ``(R/γ)²`` is stated in that augmented space
+Folding the bias into the weights, ``w̃ = (w, b)`` and ``x̃ = (x, 1)``, turns the rule into the
+textbook ``w̃ += y x̃``; Novikoff's mistake bound ``(R/γ)²`` is stated in that augmented space
 (:func:`mistake_bound`).
 """
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .backend import DEFAULT, check_backend, kernels
 from .checks import check_array, check_dtype, check_params, check_positive
@@ -21,8 +26,29 @@ from .model import Model
 _ORDER_CHUNK = 1_000_000
 
 
-def as_pm1(y, name="y", n_samples=None):
-    """Labels y (B,) as a float64 array of ±1, accepting ``{−1, +1}`` or ``{0, 1}`` (``0 → −1``)."""
+def as_pm1(y: ArrayLike, name: str = "y", n_samples: int | None = None) -> np.ndarray:
+    """Labels y (B,) as a float64 array of ±1, from ``{−1, +1}`` or ``{0, 1}`` (``0 → −1``).
+
+    Parameters
+    ----------
+    y : array_like, shape (B,)
+        Numeric labels, all in {−1, +1} or all in {0, 1}.
+    name : str
+        The argument's name, used in error messages.
+    n_samples : int or None
+        The required number of labels B (one per row of the inputs), or None for any.
+
+    Returns
+    -------
+    np.ndarray, shape (B,)
+        The labels as float64 ±1.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is not 1-D, has the wrong length, is empty, is not numeric or finite, or holds
+        other values.
+    """
     arr = np.asarray(y)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array of labels, got shape {arr.shape}")
@@ -45,12 +71,33 @@ def as_pm1(y, name="y", n_samples=None):
                      + (" ..." if len(values) > 6 else ""))
 
 
-def rosenblatt_epochs(w, b, X, y, orders, updated):
-    """Rosenblatt's rule, one epoch per row of ``orders``; w (n_in,) and b (1,) are updated in place.
+def rosenblatt_epochs(w: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray,
+                      orders: np.ndarray, updated: np.ndarray) -> int:
+    """Rosenblatt's rule, one epoch per row of ``orders``; w (n_in,) and b (1,) are updated in
+    place.
 
-    X: (N, n_in); y: (N,) of ±1; orders: (E, N) the visiting order of each epoch. ``updated[e, k]`` is
-    set to 1 when the k-th visit of epoch e was a mistake. Stops after the first epoch without a mistake
-    and returns the number of epochs run.
+    ``updated[e, k]`` is set to 1 when the k-th visit of epoch e was a mistake. Stops after the
+    first epoch without a mistake and returns the number of epochs run.
+
+    Parameters
+    ----------
+    w : np.ndarray, shape (n_in,)
+        Weights, updated in place.
+    b : np.ndarray, shape (1,)
+        Bias, updated in place.
+    X : np.ndarray, shape (N, n_in)
+        Inputs.
+    y : np.ndarray, shape (N,)
+        Labels, ±1.
+    orders : np.ndarray, shape (E, N)
+        The visiting order of each epoch.
+    updated : np.ndarray, shape (E, N)
+        Zeros on entry; marks the visits that made an update.
+
+    Returns
+    -------
+    int
+        The number of epochs run, at most E.
     """
     for e in range(len(orders)):
         for k, i in enumerate(orders[e]):
@@ -65,38 +112,71 @@ def rosenblatt_epochs(w, b, X, y, orders, updated):
 
 @dataclass
 class PerceptronHistory:
-    """What :meth:`Perceptron.fit` did: mistakes per epoch and every update, in order."""
+    """What :meth:`Perceptron.fit` did: mistakes per epoch and every update, in order.
+
+    Attributes
+    ----------
+    mistakes : np.ndarray, shape (epochs run,)
+        Mistakes (= updates) made in each epoch.
+    steps : np.ndarray, shape (updates,)
+        Index of the sample corrected by each update.
+    converged : bool
+        True when the last epoch made no mistake.
+    w_path : np.ndarray, shape (updates + 1, n_in), or None
+        w at the start and after each update (with ``record=True``).
+    b_path : np.ndarray, shape (updates + 1,), or None
+        b likewise.
+    """
     mistakes: np.ndarray       # (epochs run,) mistakes (= updates) made in each epoch
     steps: np.ndarray          # (updates,) index of the sample corrected by each update
     converged: bool            # True when the last epoch made no mistake
-    w_path: np.ndarray = None  # (updates + 1, n_in) w at the start and after each update (record=True)
-    b_path: np.ndarray = None  # (updates + 1,) b likewise
+    w_path: np.ndarray | None = None  # (updates + 1, n_in) w at the start and after each update
+    b_path: np.ndarray | None = None  # (updates + 1,) b likewise
 
     @property
-    def updates(self):
+    def updates(self) -> int:
         """Total number of updates (= total mistakes)."""
         return len(self.steps)
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
+        """Number of epochs run."""
         return len(self.mistakes)
 
 
 class Perceptron(Model):
     """A single linear threshold unit trained by Rosenblatt's rule (Chapter 2).
 
-    ``params = {"w": (n_in,), "b": ()}``, both zero at the start: Novikoff's bound assumes that start.
-    ``seed`` seeds the order in which :meth:`fit` visits the samples.
+    ``params = {"w": (n_in,), "b": ()}``, both zero at the start: Novikoff's bound assumes that
+    start. ``seed`` seeds the order in which :meth:`fit` visits the samples.
+
+    Parameters
+    ----------
+    n_in : int
+        Number of inputs.
+    seed : int or None
+        Seed of the generator that draws :meth:`fit`'s visiting orders.
+    dtype : dtype-like
+        ``np.float32`` or ``np.float64``.
+    backend : str
+        Where :meth:`fit` runs by default: ``"numpy"``, ``"numba"`` or ``"cuda"``.
+
+    Raises
+    ------
+    ValueError
+        If ``n_in`` is not a positive integer, or ``dtype`` or ``backend`` is not one of the
+        allowed values.
     """
 
-    def __init__(self, n_in, seed=0, dtype=np.float64, backend=DEFAULT):
+    def __init__(self, n_in: int, seed: int | None = 0, dtype: DTypeLike = np.float64,
+                 backend: str = DEFAULT) -> None:
         self.n_in = check_positive(n_in, "n_in", integer=True)
         self.dtype = check_dtype(dtype)
         self.backend = check_backend(backend)
         self.seed, self.rng = seed, np.random.default_rng(seed)
         self.params = {"w": np.zeros(n_in, dtype=self.dtype), "b": np.zeros((), dtype=self.dtype)}
 
-    def config(self):
+    def config(self) -> dict[str, Any]:
         return dict(n_in=self.n_in, seed=self.seed, dtype=self.dtype.name, backend=self.backend)
 
     def _check_X(self, X):
@@ -105,27 +185,89 @@ class Perceptron(Model):
     def _check_params(self):
         return check_params(self.params, {"w": (self.n_in,), "b": ()}, self.dtype)
 
-    def decision_function(self, X):
-        """The score w·x + b (B,) for inputs X (B, n_in); its sign is the prediction."""
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
+        """The score w·x + b (B,) for inputs X (B, n_in); its sign is the prediction.
+
+        Parameters
+        ----------
+        X : array_like, shape (B, n_in)
+            Inputs.
+
+        Returns
+        -------
+        np.ndarray, shape (B,)
+            The scores.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` has another shape or non-finite values, or a parameter is not a finite
+            array of its shape and dtype.
+        """
         w, b = self._check_params()
         return self._check_X(X) @ w + b
 
-    def predict(self, X):
-        """Predicted labels (B,) in {−1, +1}: +1 where w·x + b > 0 (points on the boundary get −1)."""
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Predicted labels (B,) in {−1, +1}: +1 where w·x + b > 0 (points on the boundary get
+        −1).
+
+        Parameters
+        ----------
+        X : array_like, shape (B, n_in)
+            Inputs.
+
+        Returns
+        -------
+        np.ndarray, shape (B,)
+            Integer labels, −1 or +1.
+        """
         return np.where(self.decision_function(X) > 0, 1, -1)
 
-    def accuracy(self, X, y):
-        """Fraction of labels y (B,), in {−1, +1} or {0, 1}, predicted correctly."""
+    def accuracy(self, X: ArrayLike, y: ArrayLike) -> float:
+        """Fraction of labels y (B,), in {−1, +1} or {0, 1}, predicted correctly.
+
+        Parameters
+        ----------
+        X : array_like, shape (B, n_in)
+            Inputs.
+        y : array_like, shape (B,)
+            Labels in {−1, +1} or {0, 1}.
+
+        Returns
+        -------
+        float
+            The accuracy, in [0, 1].
+        """
         X = self._check_X(X)
         return float(np.mean(self.predict(X) == as_pm1(y, "y", X.shape[0])))
 
-    def loss_and_grads(self, X, y):
+    def loss_and_grads(self, X: ArrayLike, y: ArrayLike) -> tuple[float, dict[str, np.ndarray]]:
         """The perceptron criterion L = mean max(0, −y(w·x + b)) and its gradient.
 
-        X: (B, n_in); y: (B,). Where y(w·x + b) ≤ 0 a sample contributes −y x to ∂L/∂w and −y to ∂L/∂b
-        (divided by B): minus the gradient is Rosenblatt's update averaged over the batch. At the kink
-        y(w·x + b) = 0 this picks the one-sided derivative that treats the point as a mistake, as the rule
-        does; otherwise w = 0 would be a stationary point.
+        Where y(w·x + b) ≤ 0 a sample contributes −y x to ∂L/∂w and −y to ∂L/∂b (divided by B):
+        minus the gradient is Rosenblatt's update averaged over the batch. At the kink
+        y(w·x + b) = 0 this picks the one-sided derivative that treats the point as a mistake,
+        as the rule does; otherwise w = 0 would be a stationary point.
+
+        Parameters
+        ----------
+        X : array_like, shape (B, n_in)
+            Inputs.
+        y : array_like, shape (B,)
+            Labels in {−1, +1} or {0, 1}.
+
+        Returns
+        -------
+        loss : float
+            L on the batch.
+        grads : dict[str, np.ndarray]
+            ``{"w": (n_in,), "b": ()}``, keyed like ``params``.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` or ``y`` is invalid, or a parameter is not a finite array of its shape and
+            dtype.
         """
         X = self._check_X(X)
         y = as_pm1(y, "y", X.shape[0]).astype(self.dtype)
@@ -138,13 +280,44 @@ class Perceptron(Model):
         gb = np.asarray(-y[wrong].sum() / B, dtype=self.dtype)
         return loss, {"w": gw.astype(self.dtype), "b": gb}
 
-    def fit(self, X, y, epochs=100, shuffle=True, seed=None, record=False, backend=None):
-        """Run Rosenblatt's rule for at most ``epochs`` passes over (X, y); stop after an epoch with no
-        mistake. Returns a :class:`PerceptronHistory`.
+    def fit(self, X: ArrayLike, y: ArrayLike, epochs: int = 100, shuffle: bool = True,
+            seed: int | None = None, record: bool = False,
+            backend: str | None = None) -> PerceptronHistory:
+        """Run Rosenblatt's rule for at most ``epochs`` passes over (X, y); stop after an epoch
+        with no mistake. Updates ``params`` in place.
 
-        X: (N, n_in); y: (N,). Each epoch visits the samples in a fresh random order (``shuffle``),
-        drawn from ``seed`` or, when it is None, from the model's generator. The same order gives the
-        same weights on every backend. ``record=True`` also returns w and b after every update.
+        Each epoch visits the samples in a fresh random order (``shuffle``), drawn from
+        ``seed`` or, when it is None, from the model's generator. The same order gives the same
+        weights on every backend. ``record=True`` also returns w and b after every update.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, n_in)
+            Inputs.
+        y : array_like, shape (N,)
+            Labels in {−1, +1} or {0, 1}.
+        epochs : int
+            The most epochs to run.
+        shuffle : bool
+            Whether each epoch visits the samples in a random order (else in index order).
+        seed : int or None
+            Seed of the visiting orders; None draws them from the model's generator.
+        record : bool
+            Whether to record w and b after every update.
+        backend : str or None
+            ``"numpy"``, ``"numba"`` or ``"cuda"``; None uses the model's.
+
+        Returns
+        -------
+        PerceptronHistory
+            The mistakes of each epoch, the sample of each update, whether the last epoch was
+            clean, and with ``record`` the path of w and b.
+
+        Raises
+        ------
+        ValueError
+            If ``X``, ``y``, ``epochs`` or ``backend`` is invalid, or a parameter is not a
+            finite array of its shape and dtype.
         """
         X = np.ascontiguousarray(self._check_X(X))
         N = X.shape[0]
@@ -172,12 +345,37 @@ class Perceptron(Model):
         return hist
 
 
-def margin(w, b, X, y, augmented=False):
+def margin(w: ArrayLike, b: ArrayLike, X: ArrayLike, y: ArrayLike,
+           augmented: bool = False) -> float:
     """Geometric margin γ = min_i y_i (w·x_i + b) / ‖w‖ of the separator (w, b) on (X, y).
 
-    Positive when every point is on its correct side; it is then the distance from the boundary to the
-    closest point. ``augmented=True`` divides by ‖(w, b)‖ instead: the margin of w̃ = (w, b) on the
-    points x̃ = (x, 1), the one Novikoff's bound uses.
+    Positive when every point is on its correct side; it is then the distance from the boundary
+    to the closest point. ``augmented=True`` divides by ‖(w, b)‖ instead: the margin of
+    w̃ = (w, b) on the points x̃ = (x, 1), the one Novikoff's bound uses.
+
+    Parameters
+    ----------
+    w : array_like, shape (n_in,)
+        Weights of the separator.
+    b : float or array_like of size 1
+        Its bias.
+    X : array_like, shape (B, n_in)
+        Points.
+    y : array_like, shape (B,)
+        Labels in {−1, +1} or {0, 1}.
+    augmented : bool
+        Whether to divide by ‖(w, b)‖ rather than ‖w‖.
+
+    Returns
+    -------
+    float
+        γ; negative when some point is on its wrong side.
+
+    Raises
+    ------
+    ValueError
+        If an argument has another shape or non-finite values, ``b`` is not a scalar, or the
+        norm divided by is zero.
     """
     w = check_array(w, "w", ndim=1, dtype=np.float64)
     X = check_array(X, "X", shape=(None, w.shape[0]), dtype=np.float64)
@@ -192,11 +390,33 @@ def margin(w, b, X, y, augmented=False):
     return float(np.min(y * (X @ w + b)) / norm)
 
 
-def mistake_bound(w, b, X, y):
-    """Novikoff's bound (R/γ)² on the number of updates from a zero start, in the augmented space.
+def mistake_bound(w: ArrayLike, b: ArrayLike, X: ArrayLike, y: ArrayLike) -> float:
+    """Novikoff's bound (R/γ)² on the number of updates from a zero start, in the augmented
+    space.
 
-    R = max ‖(x_i, 1)‖ and γ = the augmented margin of the separator (w, b) (any separator gives a valid
-    bound; the widest-margin one gives the tightest). Raises if (w, b) does not separate (X, y).
+    R = max ‖(x_i, 1)‖ and γ = the augmented margin of the separator (w, b) (any separator gives
+    a valid bound; the widest-margin one gives the tightest).
+
+    Parameters
+    ----------
+    w : array_like, shape (n_in,)
+        Weights of a separator of (X, y).
+    b : float or array_like of size 1
+        Its bias.
+    X : array_like, shape (B, n_in)
+        Points.
+    y : array_like, shape (B,)
+        Labels in {−1, +1} or {0, 1}.
+
+    Returns
+    -------
+    float
+        The bound (R/γ)².
+
+    Raises
+    ------
+    ValueError
+        If (w, b) does not separate (X, y), or an argument is invalid as in :func:`margin`.
     """
     gamma = margin(w, b, X, y, augmented=True)
     if gamma <= 0:
@@ -206,14 +426,43 @@ def mistake_bound(w, b, X, y):
     return float((R / gamma) ** 2)
 
 
-def make_separable(n, n_in=2, margin=0.1, radius=1.0, seed=0):
-    """n points in the ball ‖x‖ ≤ radius, labelled by a random hyperplane, with geometric margin exactly
-    ``margin`` (0 < margin ≤ radius / 4).
+def make_separable(n: int, n_in: int = 2, margin: float = 0.1, radius: float = 1.0,
+                   seed: int | None = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """n points in the ball ‖x‖ ≤ radius, labelled by a random hyperplane, with geometric margin
+    exactly ``margin`` (0 < margin ≤ radius / 4).
 
-    Returns X (n, n_in), y (n,) in {−1, +1} and the separator (w, b) with ‖w‖ = 1. The hyperplane passes
-    within radius / 4 of the origin; points closer to it than ``margin`` are rejected, and two points
-    (one per class) are placed at exactly that distance so that both classes appear and the margin is
-    attained.
+    The hyperplane passes within radius / 4 of the origin; points closer to it than ``margin``
+    are rejected, and two points (one per class) are placed at exactly that distance so that
+    both classes appear and the margin is attained.
+
+    Parameters
+    ----------
+    n : int
+        Number of points, ≥ 2.
+    n_in : int
+        Dimension of the points.
+    margin : float
+        The geometric margin, in (0, radius / 4].
+    radius : float
+        Radius of the ball, > 0.
+    seed : int or None
+        Seed of the hyperplane and the points.
+
+    Returns
+    -------
+    X : np.ndarray, shape (n, n_in)
+        The points.
+    y : np.ndarray, shape (n,)
+        Their labels, −1.0 or +1.0.
+    w : np.ndarray, shape (n_in,)
+        The separator's weights, with ‖w‖ = 1.
+    b : float
+        Its bias.
+
+    Raises
+    ------
+    ValueError
+        If ``n``, ``n_in``, ``margin`` or ``radius`` is out of range.
     """
     check_positive(n, "n", integer=True)
     check_positive(n_in, "n_in", integer=True)
@@ -243,8 +492,16 @@ def _in_ball(rng, n, d, radius):
     return g * (radius * rng.random((n, 1)) ** (1.0 / d))
 
 
-def xor_data():
-    """The XOR problem: X (4, 2) the corners of the unit square, y (4,) = +1 where exactly one input is 1."""
+def xor_data() -> tuple[np.ndarray, np.ndarray]:
+    """The XOR problem: the corners of the unit square, +1 where exactly one input is 1.
+
+    Returns
+    -------
+    X : np.ndarray, shape (4, 2)
+        The four corners.
+    y : np.ndarray, shape (4,)
+        +1.0 where exactly one input is 1, else −1.0.
+    """
     X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     y = np.array([-1.0, 1.0, 1.0, -1.0])
     return X, y

@@ -1,19 +1,23 @@
 """Seeded sequence tasks for recurrent networks (Part II, Chapters 5-7, and later parts).
 
-Every generator returns a ``Task``: inputs ``xs`` (T, B, n_in), ``targets`` (T, B, n_out) and a ``mask``
-(T, B) that says which targets count, with the loss to use ("mse" or "xent"). A model consumes it as
+Every generator returns a ``Task``: inputs ``xs`` (T, B, n_in), ``targets`` (T, B, n_out) and a
+``mask`` (T, B) that says which targets count, with the loss to use ("mse" or "xent"). A model
+consumes it whole, ``model.loss_and_grads(task)``, the same as
 ``model.loss_and_grads(task.xs, task.targets, loss=task.loss, mask=task.mask)``, where
 
     mse  = (1/B) sum_b sum_t mask * 0.5 * ||y_t - target_t||^2
     xent = (1/B) sum_b sum_t mask * CE(softmax(y_t), target_t).
 
-Conventions: time is the first axis; undefined targets are zero and masked out (the flip-flop also masks
-out some defined ones, see ``flip_flop``); the same ``seed`` gives the same task (``np.random.default_rng``).
+Conventions: time is the first axis; undefined targets are zero and masked out (the flip-flop
+also masks out some defined ones, see ``flip_flop``); the same ``seed`` gives the same task
+(``np.random.default_rng``).
 """
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .checks import check_array, check_choice, check_positive
 from .readout import LOSSES
@@ -26,7 +30,27 @@ __all__ = [
 
 @dataclass(eq=False, repr=False)
 class Task:
-    """A batch of sequences: inputs, targets, which targets count, and the loss to score them with."""
+    """A batch of sequences: inputs, targets, which targets count, and the loss to score them
+    with.
+
+    Parameters
+    ----------
+    xs : np.ndarray, shape (T, B, n_in)
+        Inputs.
+    targets : np.ndarray, shape (T, B, n_out)
+        Targets; for ``"xent"`` each masked-in row is a probability vector.
+    mask : np.ndarray, shape (T, B)
+        1.0 where a target counts, else 0.0.
+    loss : str
+        ``"mse"`` or ``"xent"``.
+    name : str
+        The task's name, shown by ``repr``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument with a wrong shape, non-finite entries or an unknown ``loss``.
+    """
 
     xs: np.ndarray       # (T, B, n_in)
     targets: np.ndarray  # (T, B, n_out); for "xent" each masked-in row is a probability vector
@@ -41,19 +65,23 @@ class Task:
         self.mask = check_array(self.mask, "mask", shape=(self.T, self.B))
 
     @property
-    def T(self):
+    def T(self) -> int:
+        """Number of steps."""
         return self.xs.shape[0]
 
     @property
-    def B(self):
+    def B(self) -> int:
+        """Number of sequences in the batch."""
         return self.xs.shape[1]
 
     @property
-    def n_in(self):
+    def n_in(self) -> int:
+        """Number of input channels."""
         return self.xs.shape[2]
 
     @property
-    def n_out(self):
+    def n_out(self) -> int:
+        """Number of output channels."""
         return self.targets.shape[2]
 
     def __repr__(self):
@@ -65,7 +93,8 @@ class Task:
 # Small helpers
 
 def _int_at_least(value, name, low, why=""):
-    """Check an integer >= ``low``; ``why`` names the constraint when it involves another argument."""
+    """Check an integer >= ``low``; ``why`` names the constraint when it involves another
+    argument."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         shown = value.item() if isinstance(value, np.generic) else value
         raise ValueError(f"{name}: expected an integer >= {low}{why}, got {shown!r}")
@@ -105,11 +134,29 @@ def _check_lags(t1, t2, T=None):
     return t1, t2
 
 
-def coin_probability(xs, t1=5, t2=9):
+def coin_probability(xs: np.ndarray, t1: int = 5, t2: int = 9) -> np.ndarray:
     """P(y_t = 1) of the coin task (Chapter 6) for coins ``xs`` (T, B, 1); returns p (T, B).
 
-    p_t = 0.5 + 0.5 x_{t-t1} - 0.25 x_{t-t2}. For t < t2 the coin t2 steps back does not exist, so p is
-    NaN there (the task's mask is 0 at those steps).
+    p_t = 0.5 + 0.5 x_{t-t1} - 0.25 x_{t-t2}. For t < t2 the coin t2 steps back does not exist,
+    so p is NaN there (the task's mask is 0 at those steps).
+
+    Parameters
+    ----------
+    xs : np.ndarray, shape (T, B, 1)
+        Coins in {0, 1}.
+    t1 : int
+        The nearer lag, at least 1.
+    t2 : int
+        The farther lag, more than ``t1`` and less than T.
+
+    Returns
+    -------
+    np.ndarray, shape (T, B)
+
+    Raises
+    ------
+    ValueError
+        Naming ``xs``, ``t1``, ``t2`` or ``T`` when it is invalid.
     """
     xs = check_array(xs, "xs", shape=(None, None, 1))
     t1, t2 = _check_lags(t1, t2, xs.shape[0])
@@ -119,14 +166,41 @@ def coin_probability(xs, t1=5, t2=9):
     return p
 
 
-def coin(T, batch=1, t1=5, t2=9, seed=0, dtype=np.float64):
-    """The coin task of online learning (Chapter 6): remember two coins from t1 and t2 steps back.
+def coin(T: int, batch: int = 1, t1: int = 5, t2: int = 9, seed: int = 0,
+         dtype: DTypeLike = np.float64) -> Task:
+    """The coin task of online learning (Chapter 6): remember two coins from t1 and t2 steps
+    back.
 
-    x_t is a fair coin in {0, 1} (n_in = 1); y_t ~ Bernoulli(p_t) with p_t = 0.5 + 0.5 x_{t-t1} - 0.25 x_{t-t2}
-    (``coin_probability``); targets are y_t one-hot over 2 classes (class 1 means y = 1), loss "xent",
-    mask 0 for t < t2. A predictor that remembers nothing, x_{t-t1}, or both reaches the cross-entropy
-    plateaus of ``coin_plateaus``. This is the "Add" task Marschall, Cho & Savin (2020) use to compare
+    x_t is a fair coin in {0, 1} (n_in = 1); y_t ~ Bernoulli(p_t) with
+    p_t = 0.5 + 0.5 x_{t-t1} - 0.25 x_{t-t2} (``coin_probability``); targets are y_t one-hot
+    over 2 classes (class 1 means y = 1), loss "xent", mask 0 for t < t2. A predictor that
+    remembers nothing, x_{t-t1}, or both reaches the cross-entropy plateaus of
+    ``coin_plateaus``. This is the "Add" task Marschall, Cho & Savin (2020) use to compare
     online learning rules (RTRL, UORO of Tallec & Ollivier 2018, and others).
+
+    Parameters
+    ----------
+    T : int
+        Number of steps, more than ``t2``.
+    batch : int
+        Number of sequences, B.
+    t1 : int
+        The nearer lag, at least 1.
+    t2 : int
+        The farther lag, more than ``t1``.
+    seed : int
+    dtype : dtype
+        A floating-point dtype for the arrays.
+
+    Returns
+    -------
+    Task
+        xs (T, B, 1), targets (T, B, 2), loss ``"xent"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument that is out of range.
     """
     T, batch = check_positive(T, "T", integer=True), check_positive(batch, "batch", integer=True)
     _check_lags(t1, t2, T)
@@ -139,13 +213,31 @@ def coin(T, batch=1, t1=5, t2=9, seed=0, dtype=np.float64):
     return _task(xs, _one_hot(y, 2) * mask[..., None], mask, "xent", "coin", dtype)
 
 
-def coin_plateaus(t1=5, t2=9):
+def coin_plateaus(t1: int = 5, t2: int = 9) -> dict[str, float]:
     """The expected cross-entropies (nats) of the best coin-task predictors (Chapter 6).
 
-    Returns {"none": ..., "t1": ..., "both": ...} for a predictor that remembers nothing, only x_{t-t1},
-    or both x_{t-t1} and x_{t-t2}. The four input cases are equally likely; the best prediction within a
-    group of cases the predictor cannot tell apart is their mean p, and its expected cross-entropy is the
-    binary entropy of that mean. The values do not depend on the lags (about 0.662, 0.519, 0.454).
+    Returns {"none": ..., "t1": ..., "both": ...} for a predictor that remembers nothing, only
+    x_{t-t1}, or both x_{t-t1} and x_{t-t2}. The four input cases are equally likely; the best
+    prediction within a group of cases the predictor cannot tell apart is their mean p, and its
+    expected cross-entropy is the binary entropy of that mean. The values do not depend on the
+    lags (about 0.662, 0.519, 0.454).
+
+    Parameters
+    ----------
+    t1 : int
+        The nearer lag, at least 1.
+    t2 : int
+        The farther lag, more than ``t1``.
+
+    Returns
+    -------
+    dict[str, float]
+        Keys ``"none"``, ``"t1"`` and ``"both"``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``t1`` or ``t2`` when it is out of range.
     """
     _check_lags(t1, t2)
     cases = [(a, b) for a in (0, 1) for b in (0, 1)]  # (x_{t-t1}, x_{t-t2}), each with probability 1/4
@@ -165,16 +257,46 @@ def coin_plateaus(t1=5, t2=9):
 # ---------------------------------------------------------------------------------------------
 # Memory tasks
 
-def copy(delay, length=1, n_symbols=8, batch=1, seed=0, dtype=np.float64):
-    """Copy task (Chapters 5 and 7): show ``length`` symbols, wait, then recall them in order on a cue.
+def copy(delay: int, length: int = 1, n_symbols: int = 8, batch: int = 1, seed: int = 0,
+         dtype: DTypeLike = np.float64) -> Task:
+    """Copy task (Chapters 5 and 7): show ``length`` symbols, wait, then recall them in order on
+    a cue.
 
-    Timeline, T = 2 * length + delay steps:
+    Timeline, T = 2 * length + delay steps::
+
       t = 0 .. length-1                    symbol s_t, one-hot on input channels 0..n_symbols-1
       t = length .. length+delay-1         blank (all inputs 0)
       t = c = length+delay                 go cue: input channel n_symbols is 1
-      t = c .. c+length-1                  recall: target s_{t-c} (one-hot over n_symbols), mask 1
+      t = c .. c+length-1                  recall: target s_{t-c} (one-hot over n_symbols),
+                                           mask 1
+
     Recall starts at the cue step. n_in = n_symbols + 1, n_out = n_symbols, loss "xent".
-    ``length=1`` is delayed recall. A standard probe of memory since Hochreiter & Schmidhuber (1997).
+    ``length=1`` is delayed recall. A standard probe of memory since Hochreiter & Schmidhuber
+    (1997).
+
+    Parameters
+    ----------
+    delay : int
+        Blank steps between the symbols and the cue (0 or more).
+    length : int
+        Number of symbols to recall.
+    n_symbols : int
+        Size of the alphabet.
+    batch : int
+        Number of sequences, B.
+    seed : int
+    dtype : dtype
+        A floating-point dtype for the arrays.
+
+    Returns
+    -------
+    Task
+        xs (T, B, n_symbols + 1), targets (T, B, n_symbols), loss ``"xent"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument that is out of range.
     """
     delay = _int_at_least(delay, "delay", 0)
     length = check_positive(length, "length", integer=True)
@@ -193,13 +315,34 @@ def copy(delay, length=1, n_symbols=8, batch=1, seed=0, dtype=np.float64):
     return _task(xs, targets, mask, "xent", "copy", dtype)
 
 
-def adding(T, batch=1, seed=0, dtype=np.float64):
+def adding(T: int, batch: int = 1, seed: int = 0, dtype: DTypeLike = np.float64) -> Task:
     """The adding problem (Chapters 5 and 7): add the two marked numbers of a long sequence.
 
-    Input channel 0 holds values ~ U[0, 1]; channel 1 is a marker, 1 at exactly two steps: one in the
-    first half, t < T // 2, and one in the second half. The target, at the last step only (mask), is the
-    sum of the two marked values (n_out = 1), loss "mse". Hochreiter & Schmidhuber (1997) posed it, in the
-    common modern form used here. Predicting the mean, 1, scores ``adding_baseline()`` = 1/12.
+    Input channel 0 holds values ~ U[0, 1]; channel 1 is a marker, 1 at exactly two steps: one
+    in the first half, t < T // 2, and one in the second half. The target, at the last step only
+    (mask), is the sum of the two marked values (n_out = 1), loss "mse". Hochreiter &
+    Schmidhuber (1997) posed it, in the common modern form used here. Predicting the mean, 1,
+    scores ``adding_baseline()`` = 1/12.
+
+    Parameters
+    ----------
+    T : int
+        Number of steps, at least 2.
+    batch : int
+        Number of sequences, B.
+    seed : int
+    dtype : dtype
+        A floating-point dtype for the arrays.
+
+    Returns
+    -------
+    Task
+        xs (T, B, 2), targets (T, B, 1), loss ``"mse"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument that is out of range.
     """
     T = _int_at_least(T, "T", 2)
     batch = check_positive(batch, "batch", integer=True)
@@ -216,23 +359,55 @@ def adding(T, batch=1, seed=0, dtype=np.float64):
     return _task(np.stack([values, markers], axis=-1), targets, mask, "mse", "adding", dtype)
 
 
-def adding_baseline():
-    """Expected mse loss of always answering 1 on the adding problem (Chapter 7): 0.5 Var(u1 + u2) = 1/12.
+def adding_baseline() -> float:
+    """Expected mse loss of always answering 1 on the adding problem (Chapter 7):
+    0.5 Var(u1 + u2) = 1/12.
 
     The sum of two independent U[0, 1] has mean 1 and variance 2 * Var(U[0, 1]) = 2 * (1/12).
+
+    Returns
+    -------
+    float
     """
     var_uniform = 1 / 12  # integral of (u - 1/2)^2 over [0, 1]
     return 0.5 * 2 * var_uniform
 
 
-def flip_flop(T, n_bits=3, batch=1, p=0.05, seed=0, dtype=np.float64):
-    """The n-bit flip-flop of Sussillo & Barak (2013) (Chapter 5 and later): hold the sign of the last pulse.
+def flip_flop(T: int, n_bits: int = 3, batch: int = 1, p: float = 0.05, seed: int = 0,
+              dtype: DTypeLike = np.float64) -> Task:
+    """The n-bit flip-flop of Sussillo & Barak (2013) (Chapter 5 and later): hold the sign of
+    the last pulse.
 
-    Each of the ``n_bits`` input channels gets, independently at each step, a pulse with probability ``p``,
-    +1 or -1 with equal chance (else 0). Target channel i is the sign of channel i's last pulse, the pulse
-    at t included, and 0 before its first pulse. The mask is 1 from the step by which every channel of the
-    row has pulsed (a row's mask cannot differ between channels, so until then the channels that have
-    pulsed hold their sign but do not count); choose T >> 1/p. Loss "mse".
+    Each of the ``n_bits`` input channels gets, independently at each step, a pulse with
+    probability ``p``, +1 or -1 with equal chance (else 0). Target channel i is the sign of
+    channel i's last pulse, the pulse at t included, and 0 before its first pulse. The mask is 1
+    from the step by which every channel of the row has pulsed (a row's mask cannot differ
+    between channels, so until then the channels that have pulsed hold their sign but do not
+    count); choose T >> 1/p. Loss "mse".
+
+    Parameters
+    ----------
+    T : int
+        Number of steps.
+    n_bits : int
+        Number of channels, in and out.
+    batch : int
+        Number of sequences, B.
+    p : float
+        Probability of a pulse per channel and step, in (0, 1].
+    seed : int
+    dtype : dtype
+        A floating-point dtype for the arrays.
+
+    Returns
+    -------
+    Task
+        xs and targets (T, B, n_bits), loss ``"mse"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument that is out of range.
     """
     T, batch = check_positive(T, "T", integer=True), check_positive(batch, "batch", integer=True)
     n_bits = check_positive(n_bits, "n_bits", integer=True)
@@ -247,12 +422,35 @@ def flip_flop(T, n_bits=3, batch=1, p=0.05, seed=0, dtype=np.float64):
     return _task(xs, targets, (last >= 0).all(axis=-1), "mse", "flip_flop", dtype)
 
 
-def parity(T, window=2, batch=1, seed=0, dtype=np.float64):
+def parity(T: int, window: int = 2, batch: int = 1, seed: int = 0,
+           dtype: DTypeLike = np.float64) -> Task:
     """Sliding-window parity (Chapter 5): output the XOR of the last ``window`` input bits.
 
-    x_t in {0, 1} (n_in = 1); target at t is (x_{t-window+1} + ... + x_t) mod 2, one-hot over 2 classes,
-    loss "xent", mask 0 for t < window - 1. It generalises Elman's (1990) temporal XOR; parity is the
-    function Minsky & Papert (1969) showed a perceptron cannot compute.
+    x_t in {0, 1} (n_in = 1); target at t is (x_{t-window+1} + ... + x_t) mod 2, one-hot over 2
+    classes, loss "xent", mask 0 for t < window - 1. It generalises Elman's (1990) temporal XOR;
+    parity is the function Minsky & Papert (1969) showed a perceptron cannot compute.
+
+    Parameters
+    ----------
+    T : int
+        Number of steps, at least ``window``.
+    window : int
+        Number of bits in the XOR.
+    batch : int
+        Number of sequences, B.
+    seed : int
+    dtype : dtype
+        A floating-point dtype for the arrays.
+
+    Returns
+    -------
+    Task
+        xs (T, B, 1), targets (T, B, 2), loss ``"xent"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument that is out of range.
     """
     T, batch = check_positive(T, "T", integer=True), check_positive(batch, "batch", integer=True)
     window = check_positive(window, "window", integer=True)
@@ -273,17 +471,45 @@ def parity(T, window=2, batch=1, seed=0, dtype=np.float64):
 MAX_PATTERN_PERIOD = 1_000_000
 
 
-def sines(T, batch=1, n_sines=3, periods=None, seed=0, dtype=np.float64):
-    """Periodic pattern generation (Part III): y(t) = sum_k a_k sin(2 pi t / P_k + phi_k), scaled to max |y| = 1.
+def sines(T: int, batch: int = 1, n_sines: int = 3, periods: list[int] | None = None,
+          seed: int = 0, dtype: DTypeLike = np.float64) -> Task:
+    """Periodic pattern generation (Part III): y(t) = sum_k a_k sin(2 pi t / P_k + phi_k),
+    scaled to ``max |y| = 1``.
 
-    ``periods`` (integers >= 2, in steps, one per sine) defaults to 25, 50, 100, ... (25 * 2**k). Amplitudes
-    a_k ~ U[0.5, 1.5] and phases phi_k ~ U[0, 2 pi) are drawn from ``seed``; every batch row gets the same
-    pattern. The pattern repeats every lcm(periods) steps; it is scaled so that its max |y| over one such
-    period is 1, so it does not depend on T (take T >= lcm(periods) to see all of it).
-    Input: one channel, 1 at t = 0 and 0 after. The pulse kicks the state away from its resting value and
-    marks the phase; from then on the network must generate the pattern from its own dynamics (a constant
-    input would only add a bias). n_out = 1, loss "mse", mask all ones. Sums of sines are the targets of
-    Sussillo & Abbott's (2009) FORCE learning.
+    ``periods`` (integers >= 2, in steps, one per sine) defaults to 25, 50, 100, ...
+    (25 * 2**k). Amplitudes a_k ~ U[0.5, 1.5] and phases phi_k ~ U[0, 2 pi) are drawn from
+    ``seed``; every batch row gets the same pattern. The pattern repeats every lcm(periods)
+    steps; it is scaled so that its ``max |y|`` over one such period is 1, so it does not depend
+    on T (take T >= lcm(periods) to see all of it). Input: one channel, 1 at t = 0 and 0 after.
+    The pulse kicks the state away from its resting value and marks the phase; from then on the
+    network must generate the pattern from its own dynamics (a constant input would only add a
+    bias). n_out = 1, loss "mse", mask all ones. Sums of sines are the targets of Sussillo &
+    Abbott's (2009) FORCE learning.
+
+    Parameters
+    ----------
+    T : int
+        Number of steps.
+    batch : int
+        Number of sequences, B.
+    n_sines : int
+        Number of sines.
+    periods : list of int, or None
+        One period per sine, each at least 2; their least common multiple may be at most
+        ``MAX_PATTERN_PERIOD``.
+    seed : int
+    dtype : dtype
+        A floating-point dtype for the arrays.
+
+    Returns
+    -------
+    Task
+        xs and targets (T, B, 1), loss ``"mse"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument that is out of range.
     """
     T, batch = check_positive(T, "T", integer=True), check_positive(batch, "batch", integer=True)
     n_sines = check_positive(n_sines, "n_sines", integer=True)
@@ -314,17 +540,46 @@ def sines(T, batch=1, n_sines=3, periods=None, seed=0, dtype=np.float64):
 # ---------------------------------------------------------------------------------------------
 # Sequential MNIST
 
-def sequential_mnist(split="test", n=None, permute=False, seed=0, data_dir=None, download=True,
-                     dtype=np.float64):
+def sequential_mnist(split: str = "test", n: int | None = None, permute: bool = False,
+                     seed: int = 0, data_dir: str | os.PathLike | None = None,
+                     download: bool = True, dtype: DTypeLike = np.float64) -> Task:
     """Row-by-row MNIST (Chapter 7): read a digit one row at a time, name it at the end.
 
-    Each image becomes 28 steps of 28 pixels in [0, 1] (T = 28, n_in = 28); the target is the label,
-    one-hot over 10 classes at the last step only (mask), loss "xent". The batch axis holds the examples:
-    xs (28, N, 28). The examples of ``split`` ("train" or "test", from ``data.load_mnist(data_dir,
-    download)``, which may fall back to a split of the 10k test set with a warning) are put in a seeded
-    random order and the first ``n`` kept (all when None). ``permute=True`` first applies one fixed
-    permutation of the 784 pixels, drawn from ``seed`` alone, so a train and a test call with the same
-    seed share it (permuted MNIST). A 28-step version of the pixel-by-pixel MNIST of Le, Jaitly & Hinton (2015).
+    Each image becomes 28 steps of 28 pixels in [0, 1] (T = 28, n_in = 28); the target is the
+    label, one-hot over 10 classes at the last step only (mask), loss "xent". The batch axis
+    holds the examples: xs (28, N, 28). The examples of ``split`` ("train" or "test", from
+    ``data.load_mnist(data_dir, download)``, which may fall back to a split of the 10k test set
+    with a warning) are put in a seeded random order and the first ``n`` kept (all when None).
+    ``permute=True`` first applies one fixed permutation of the 784 pixels, drawn from ``seed``
+    alone, so a train and a test call with the same seed share it (permuted MNIST). A 28-step
+    version of the pixel-by-pixel MNIST of Le, Jaitly & Hinton (2015).
+
+    Parameters
+    ----------
+    split : str
+        ``"train"`` or ``"test"``.
+    n : int or None
+        Number of examples to keep; None keeps them all.
+    permute : bool
+        Permute the pixels (permuted MNIST).
+    seed : int
+        Seeds the order of the examples and the permutation.
+    data_dir : str, os.PathLike or None
+        Passed to :func:`loopy_edu.data.load_mnist`.
+    download : bool
+        Passed to :func:`loopy_edu.data.load_mnist`.
+    dtype : dtype
+        A floating-point dtype for the arrays.
+
+    Returns
+    -------
+    Task
+        xs (28, n, 28), targets (28, n, 10), loss ``"xent"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument that is invalid, or ``n`` above the examples available.
     """
     from .data import load_mnist
 
@@ -355,10 +610,25 @@ def sequential_mnist(split="test", n=None, permute=False, seed=0, data_dir=None,
 # ---------------------------------------------------------------------------------------------
 # Scoring
 
-def accuracy(ys, task):
-    """Fraction of masked-in steps where argmax ys == argmax targets, for a "xent" task (Chapters 5-7).
+def accuracy(ys: np.ndarray, task: Task) -> float:
+    """Fraction of masked-in steps where argmax ys == argmax targets, for a "xent" task
+    (Chapters 5-7).
 
-    ys: (T, B, n_out) network outputs (logits or probabilities).
+    Parameters
+    ----------
+    ys : np.ndarray, shape (T, B, n_out)
+        Network outputs (logits or probabilities).
+    task : Task
+        A classification task (loss ``"xent"``) with at least one masked-in step.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Naming ``ys`` or ``task`` when it is invalid.
     """
     if task.loss != "xent":
         raise ValueError(f"task: expected a classification task (loss 'xent'), "

@@ -1,33 +1,70 @@
 """Mini-batch training loops with progress bars and divergence checks (Chapters 3, 4 and 5).
 
-``grad_fn(model, X_batch, y_batch) -> (loss, grads)`` is the learning rule; the default is the exact
-gradient ``model.loss_and_grads``. Later parts of the course pass other rules here unchanged. For
-recurrent networks, :func:`train_sequences` draws a fresh batch of sequences at every step and its
-``grad_fn(model, xs, targets, loss, mask)`` has the signature of :func:`loopy_edu.bptt.bptt` and
-:func:`loopy_edu.rtrl.rtrl`.
+``grad_fn(model, X_batch, y_batch) -> (loss, grads)`` is the learning rule; the default is the
+exact gradient ``model.loss_and_grads``. Later parts of the course pass other rules here
+unchanged. For recurrent networks, :func:`train_sequences` draws a fresh batch of sequences at
+every step and its ``grad_fn(model, xs, targets, loss, mask)`` has the signature of
+:func:`loopy_edu.bptt.bptt` and :func:`loopy_edu.rtrl.rtrl`.
 """
+from __future__ import annotations
+
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from .checks import check_array, check_finite_loss, check_positive
-from .optim import clip_grad_norm, grad_norm
+from .optim import Optimizer, clip_grad_norm, grad_norm
+
+if TYPE_CHECKING:
+    from .model import Model
+    from .tasks import Task
+
+# What a learning rule returns: the loss and the update of each parameter.
+_Grads = tuple[float, dict[str, np.ndarray]]
 
 
 @dataclass
 class History:
-    """What a training run measured: one loss per step, and per-epoch summaries."""
-    loss: list = field(default_factory=list)          # mini-batch loss at every step
-    epoch_loss: list = field(default_factory=list)    # mean mini-batch loss of each epoch
-    train_acc: list = field(default_factory=list)     # accuracy on the training set after each epoch
-    test_acc: list = field(default_factory=list)      # accuracy on the test set after each epoch (if given)
-    test_loss: list = field(default_factory=list)     # loss on the test set after each epoch (if given)
-    seconds: list = field(default_factory=list)       # wall time of each epoch's updates
-    grad_norm: list = field(default_factory=list)     # gradient norm at every step (sequence training)
+    """What a training run measured: one loss per step, and per-epoch summaries.
 
-    def as_arrays(self):
+    Attributes
+    ----------
+    loss : list of float
+        Mini-batch loss at every step.
+    epoch_loss : list of float
+        Mean mini-batch loss of each epoch.
+    train_acc : list of float
+        Accuracy on (up to ``eval_size`` examples of) the training set after each epoch.
+    test_acc : list of float
+        Accuracy on the test set after each epoch, if one was given.
+    test_loss : list of float
+        Loss on the test set after each epoch, if one was given.
+    seconds : list of float
+        Wall time of each epoch's updates.
+    grad_norm : list of float
+        Gradient norm at every step (sequence training), before clipping.
+    """
+    loss: list[float] = field(default_factory=list)        # mini-batch loss at every step
+    epoch_loss: list[float] = field(default_factory=list)  # mean mini-batch loss of each epoch
+    train_acc: list[float] = field(default_factory=list)   # training accuracy after each epoch
+    test_acc: list[float] = field(default_factory=list)    # test accuracy after each epoch
+    test_loss: list[float] = field(default_factory=list)   # test loss after each epoch
+    seconds: list[float] = field(default_factory=list)     # wall time of each epoch's updates
+    grad_norm: list[float] = field(default_factory=list)   # gradient norm at every step
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        """Every record as an array, for plotting or saving.
+
+        Returns
+        -------
+        dict[str, np.ndarray]
+            One 1-D array per attribute, keyed by its name.
+        """
         return {k: np.asarray(v) for k, v in self.__dict__.items()}
 
 
@@ -35,14 +72,62 @@ def _default_grad_fn(model, X, y):
     return model.loss_and_grads(X, y)
 
 
-def train(model, X, y, optimizer, epochs=10, batch_size=32, X_test=None, y_test=None, seed=0,
-          grad_fn=_default_grad_fn, eval_train=True, eval_size=10_000, progress=True, callback=None):
-    """Train ``model`` for ``epochs`` passes over (X, y) in shuffled mini-batches; return a History.
+def train(model: Model, X: ArrayLike, y: ArrayLike, optimizer: Optimizer, epochs: int = 10,
+          batch_size: int = 32, X_test: ArrayLike | None = None,
+          y_test: ArrayLike | None = None, seed: int | None = 0,
+          grad_fn: Callable[[Any, np.ndarray, np.ndarray], _Grads] = _default_grad_fn,
+          eval_train: bool = True, eval_size: int = 10_000, progress: bool = True,
+          callback: Callable[[int, Any, History], None] | None = None) -> History:
+    """Train ``model`` for ``epochs`` passes over (X, y) in shuffled mini-batches; return a
+    History.
 
-    X: (N, n_in); y: (N,). After each epoch, accuracy is measured on up to ``eval_size`` training
-    examples and on the whole test set. ``callback(epoch, model, history)`` runs after each epoch. A
-    non-finite loss stops training with FloatingPointError, whose ``history`` attribute keeps what was
-    recorded up to that step.
+    After each epoch, accuracy is measured on up to ``eval_size`` training examples and on the
+    whole test set. ``callback(epoch, model, history)`` runs after each epoch. A non-finite loss
+    stops training with FloatingPointError, whose ``history`` attribute keeps what was recorded
+    up to that step.
+
+    Parameters
+    ----------
+    model : Model
+        A classifier with ``params``, ``loss_and_grads``, ``accuracy`` and ``loss``, such as
+        :class:`loopy_edu.mlp.MLP`; its ``params`` are updated in place.
+    X : array_like, shape (N, n_in)
+        Training inputs.
+    y : array_like, shape (N,)
+        Training labels.
+    optimizer : Optimizer
+        Updates ``model.params`` from each batch's grads.
+    epochs : int
+        Passes over the data.
+    batch_size : int
+        Examples per step; the last batch of an epoch may be smaller.
+    X_test, y_test : array_like or None
+        A test set (both or neither), evaluated after each epoch.
+    seed : int or None
+        Seed of the batches' shuffling.
+    grad_fn : callable
+        ``grad_fn(model, X_batch, y_batch) -> (loss, grads)``, the learning rule; the default is
+        ``model.loss_and_grads``.
+    eval_train : bool
+        Whether to measure the training accuracy after each epoch.
+    eval_size : int
+        The most training examples that measure it.
+    progress : bool
+        Whether to show a progress bar.
+    callback : callable or None
+        ``callback(epoch, model, history)``, run after each epoch.
+
+    Returns
+    -------
+    History
+        The loss of every step and the per-epoch summaries.
+
+    Raises
+    ------
+    ValueError
+        If ``X``, ``y``, ``X_test``, ``y_test``, ``epochs`` or ``batch_size`` is invalid.
+    FloatingPointError
+        If a loss is NaN or Inf; its ``history`` attribute holds the History so far.
     """
     X = check_array(X, "X", ndim=2)
     y = np.asarray(y)
@@ -96,13 +181,50 @@ def _sequence_grads(model, xs, targets, loss, mask):
     return model.loss_and_grads(xs, targets, loss=loss, mask=mask)
 
 
-def train_sequences(model, task_fn, optimizer, steps, clip=None, grad_fn=_sequence_grads, progress=True,
-                    callback=None):
-    """Train a recurrent ``model`` for ``steps`` updates, each on a fresh batch ``task_fn(step)`` (a
-    :class:`loopy_edu.tasks.Task`); return a History with the loss and the gradient norm of every step.
+def train_sequences(model: Model, task_fn: Callable[[int], Task], optimizer: Optimizer,
+                    steps: int, clip: float | None = None,
+                    grad_fn: Callable[..., _Grads] = _sequence_grads, progress: bool = True,
+                    callback: Callable[[int, Any, History], None] | None = None) -> History:
+    """Train a recurrent ``model`` for ``steps`` updates, each on a fresh batch
+    ``task_fn(step)`` (a :class:`loopy_edu.tasks.Task`); return a History with the loss and the
+    gradient norm of every step.
 
-    ``clip`` caps the gradient's norm (:func:`loopy_edu.optim.clip_grad_norm`); ``callback(step, model,
-    history)`` runs after each update. A non-finite loss raises FloatingPointError carrying ``history``.
+    ``clip`` caps the gradient's norm (:func:`loopy_edu.optim.clip_grad_norm`);
+    ``callback(step, model, history)`` runs after each update. A non-finite loss raises
+    FloatingPointError carrying ``history``.
+
+    Parameters
+    ----------
+    model : Model
+        A recurrent model, such as :class:`loopy_edu.rnn.RNN`; its ``params`` are updated in
+        place.
+    task_fn : callable
+        ``task_fn(step)`` returns the :class:`loopy_edu.tasks.Task` of that step.
+    optimizer : Optimizer
+        Updates ``model.params`` from each step's grads.
+    steps : int
+        The number of updates.
+    clip : float or None
+        The largest gradient norm; None does not clip.
+    grad_fn : callable
+        ``grad_fn(model, xs, targets, loss, mask) -> (loss, grads)``, the learning rule (e.g.
+        :func:`loopy_edu.bptt.bptt`); the default is ``model.loss_and_grads``.
+    progress : bool
+        Whether to show a progress bar.
+    callback : callable or None
+        ``callback(step, model, history)``, run after each update.
+
+    Returns
+    -------
+    History
+        ``loss`` and ``grad_norm`` (before clipping) of every step.
+
+    Raises
+    ------
+    ValueError
+        If ``steps`` is not a positive integer, or ``clip`` not a positive number.
+    FloatingPointError
+        If a loss is NaN or Inf; its ``history`` attribute holds the History so far.
     """
     check_positive(steps, "steps", integer=True)
     hist = History()

@@ -109,7 +109,8 @@ ACTIVATIONS = {
     "tanh": (tanh, tanh_grad),
     "relu": (relu, relu_grad),
 }
-# Integer codes passed to the Numba and CUDA kernels, which cannot take Python callables cheaply.
+# Integer codes passed to the Numba and CUDA kernels, which cannot take Python callables
+# cheaply.
 CODES = {"sigmoid": 0, "tanh": 1, "relu": 2}
 
 

@@ -27,7 +27,8 @@ def _cuda_module():
         from numba import cuda
     except ImportError:
         return None
-    # Numba itself still ships a deprecated numba.cuda ("Built-in"); only numba-cuda's is supported.
+    # Numba itself still ships a deprecated numba.cuda ("Built-in"); only numba-cuda's is
+    # supported.
     return cuda if getattr(cuda, "implementation", None) == "NVIDIA" else None
 
 
@@ -78,12 +79,13 @@ def check_backend(backend: str) -> str:
     """
     check_choice(backend, "backend", BACKENDS)
     if backend == "cuda" and _cuda_module() is None:
-        raise RuntimeError(f"backend: 'cuda' needs the numba-cuda package; {CUDA_HINT}, or use 'numba' "
-                           "or 'numpy'")
+        raise RuntimeError(f"backend: 'cuda' needs the numba-cuda package; {CUDA_HINT}, "
+                           "or use 'numba' or 'numpy'")
     if backend == "cuda" and not cuda_available():
         raise RuntimeError(
-            "backend: 'cuda' needs an NVIDIA GPU with a working driver, or Numba's CUDA simulator "
-            "(export NUMBA_ENABLE_CUDASIM=1 before starting Python); use 'numba' or 'numpy' instead"
+            "backend: 'cuda' needs an NVIDIA GPU with a working driver, or Numba's CUDA "
+            "simulator (export NUMBA_ENABLE_CUDASIM=1 before starting Python); use 'numba' "
+            "or 'numpy' instead"
         )
     return backend
 

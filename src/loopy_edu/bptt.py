@@ -104,14 +104,15 @@ def bptt(model: RNN, xs: np.ndarray, targets: np.ndarray, loss: str,
     ValueError
         Naming the argument or parameter key that is invalid.
     """
-    xs, targets, mask, _ = check_sequences(xs, targets, mask, model.n_in, model.n_out, model.dtype, loss)
+    xs, targets, mask, _ = check_sequences(xs, targets, mask, model.n_in, model.n_out,
+                                           model.dtype, loss)
     k = 0 if truncation is None else check_positive(truncation, "truncation", integer=True)
     backend = check_backend(backend or model.backend)
     W_in, W_rec, b_rec, W_out, b_out = model.weights()
     if backend != "numpy":
         value, grads = kernels("rnn", backend).loss_and_grads(
-            W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, model.alpha, CODES[model.activation],
-            LOSSES.index(loss), k)
+            W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, model.alpha,
+            CODES[model.activation], LOSSES.index(loss), k)
         return float(value), dict(zip(model.params, grads))
     hs, acts = model.unroll(xs)
     value, dys = sequence_loss(readout(W_out, b_out, hs), targets, mask, loss)
@@ -152,6 +153,7 @@ def lag_norms(model: RNN, xs: np.ndarray) -> np.ndarray:
     norms = []
     for t in range(len(xs) - 1, -1, -1):
         norms.append(np.linalg.norm(product, 2))
-        jac = (1 - model.alpha) * eye + model.alpha * act_grad(acts[t, 0])[:, None] * model.params["W_rec"]
+        jac = ((1 - model.alpha) * eye
+               + model.alpha * act_grad(acts[t, 0])[:, None] * model.params["W_rec"])
         product = product @ jac
     return np.array(norms)

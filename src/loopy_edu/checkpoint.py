@@ -55,7 +55,8 @@ def save(model: Model, path: str | os.PathLike) -> None:
     try:
         header = json.dumps({"format": FORMAT, "class": name, "config": model.config()})
     except TypeError as err:
-        raise ValueError(f"model: its config() must hold plain values to be saved ({err})") from None
+        raise ValueError("model: its config() must hold plain values to be saved "
+                         f"({err})") from None
     arrays = {f"param/{k}": np.asarray(p) for k, p in model.params.items()}
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -94,23 +95,26 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Model:
     """
     data = np.load(path, allow_pickle=False)
     if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"path: expected a .npz checkpoint, got a single array in {os.fspath(path)!r}")
+        raise ValueError("path: expected a .npz checkpoint, got a single array in "
+                         f"{os.fspath(path)!r}")
     try:
         with data as f:
             files = {k: f[k] for k in f.files}
     except ValueError as err:  # numpy's refusal of object arrays
-        raise ValueError(f"path: {os.fspath(path)!r} holds object arrays, which are never loaded "
-                         f"({err})") from None
+        raise ValueError(f"path: {os.fspath(path)!r} holds object arrays, which are never "
+                         f"loaded ({err})") from None
     if "header" not in files:
         raise ValueError(f"path: {os.fspath(path)!r} is not a loopy_edu checkpoint (no header)")
     try:
         header = json.loads(str(files.pop("header")))
         name, config = header["class"], dict(header["config"])
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"path: {os.fspath(path)!r} has an unreadable header ({err})") from None
+        raise ValueError(f"path: {os.fspath(path)!r} has an unreadable header "
+                         f"({err})") from None
     if header.get("format") != FORMAT or name not in MODELS:
-        raise ValueError(f"path: expected a format-{FORMAT} checkpoint of one of {sorted(MODELS)}, "
-                         f"got format {header.get('format')!r} of class {name!r}")
+        raise ValueError(f"path: expected a format-{FORMAT} checkpoint of one of "
+                         f"{sorted(MODELS)}, got format {header.get('format')!r} of class "
+                         f"{name!r}")
     if backend is not None:
         config["backend"] = backend
     model = getattr(importlib.import_module(MODELS[name]), name)(**config)
@@ -121,7 +125,7 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Model:
     for k, p in model.params.items():
         a = saved[k]
         if a.shape != p.shape or a.dtype != p.dtype:
-            raise ValueError(f"path: params[{k!r}] is a {a.dtype.name} array of shape {a.shape}, "
-                             f"but this {name} needs {p.dtype.name} {p.shape}")
+            raise ValueError(f"path: params[{k!r}] is a {a.dtype.name} array of shape "
+                             f"{a.shape}, but this {name} needs {p.dtype.name} {p.shape}")
         p[...] = a
     return model

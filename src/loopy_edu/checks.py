@@ -75,8 +75,10 @@ def check_array(x: ArrayLike, name: str, ndim: int | None = None,
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
     if shape is not None:
-        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
-            want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        if arr.ndim != len(shape) or any(s is not None and s != a
+                                         for s, a in zip(shape, arr.shape)):
+            want = ("(" + ", ".join("n" if s is None else str(s) for s in shape)
+                    + ("," if len(shape) == 1 else "") + ")")
             raise ValueError(f"{name}: expected shape {want}, got {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
@@ -116,7 +118,8 @@ def check_labels(y: ArrayLike, name: str, n_classes: int,
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array of labels, got shape {arr.shape}")
     if n_samples is not None and arr.shape[0] != n_samples:
-        raise ValueError(f"{name}: expected {n_samples} labels (one per row of the inputs), got {arr.shape[0]}")
+        raise ValueError(f"{name}: expected {n_samples} labels (one per row of the inputs), "
+                         f"got {arr.shape[0]}")
     if arr.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
     if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
@@ -125,7 +128,8 @@ def check_labels(y: ArrayLike, name: str, n_classes: int,
         raise ValueError(f"{name}: expected integer labels, got dtype {arr.dtype}")
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0 or hi >= n_classes:
-        raise ValueError(f"{name}: expected labels in [0, {n_classes - 1}], got values in [{lo}, {hi}]")
+        raise ValueError(f"{name}: expected labels in [0, {n_classes - 1}], "
+                         f"got values in [{lo}, {hi}]")
     return arr.astype(np.int64, copy=False)
 
 
@@ -166,11 +170,12 @@ def check_params(params: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[in
             raise ValueError(f"{want} {p.shape}")
         if p.dtype != dtype:
             raise ValueError(f"{want} dtype {p.dtype.name}")
-        # One reduction first: a finite sum proves every entry finite; only an inf/NaN sum (or an
-        # overflow of large finite values) needs the entry-by-entry look.
+        # One reduction first: a finite sum proves every entry finite; only an inf/NaN sum
+        # (or an overflow of large finite values) needs the entry-by-entry look.
         if not np.isfinite(p.sum()) and not np.isfinite(p).all():
             bad = int(p.size - np.count_nonzero(np.isfinite(p)))
-            raise ValueError(f"params[{k!r}]: expected finite values, got {bad} NaN or Inf entries")
+            raise ValueError(f"params[{k!r}]: expected finite values, got {bad} NaN or Inf "
+                             "entries")
         out.append(p)
     return out
 
@@ -228,11 +233,13 @@ def check_number(value: float, name: str, low: float = -np.inf, high: float = np
     ValueError
         If ``value`` is not a finite real number in the interval.
     """
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    ok = (not isinstance(value, bool)
+          and isinstance(value, (int, float, np.integer, np.floating))
           and np.isfinite(value) and (value > low if low_open else value >= low)
           and (value < high if high_open else value <= high))
     if not ok:
-        raise ValueError(f"{name}: expected a finite number in {'(' if low_open else '['}{low:g}, "
+        raise ValueError(f"{name}: expected a finite number in "
+                         f"{'(' if low_open else '['}{low:g}, "
                          f"{high:g}{')' if high_open else ']'}, got {value!r}")
     return float(value)
 
@@ -259,7 +266,8 @@ def check_positive(value: float, name: str, integer: bool = False) -> float:
     ValueError
         If ``value`` is not a finite number above zero, or not an integer when ``integer``.
     """
-    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
+    ok = (isinstance(value, (int, np.integer)) if integer
+          else isinstance(value, (int, float, np.number)))
     if not ok or isinstance(value, bool) or not value > 0 or not np.isfinite(value):
         kind = "a positive integer" if integer else "a positive finite number"
         raise ValueError(f"{name}: expected {kind}, got {value!r}")

@@ -239,8 +239,8 @@ def _read_verified(path):
     want, got = MD5[path.name], _md5(raw)
     if got != want:
         raise MNISTChecksumError(
-            f"{path}: expected MD5 {want}, got {got} ({len(raw):,} bytes); the file is corrupt or "
-            f"incomplete. Delete it so that load_mnist(download=True) downloads it again, "
+            f"{path}: expected MD5 {want}, got {got} ({len(raw):,} bytes); the file is corrupt "
+            f"or incomplete. Delete it so that load_mnist(download=True) downloads it again, "
             f"or replace it with the official file."
         )
     return raw
@@ -273,24 +273,27 @@ def parse_idx(data: bytes, expected_magic: int,
         If the magic number differs, or the data is shorter or longer than its header says.
     """
     if len(data) < 4:
-        raise IDXFormatError(f"{name}: expected an IDX file of at least 4 bytes, got {len(data)} bytes")
+        raise IDXFormatError(f"{name}: expected an IDX file of at least 4 bytes, "
+                             f"got {len(data)} bytes")
     magic = int.from_bytes(data[:4], "big")
     if magic != expected_magic:
         kinds = {IMAGES_MAGIC: "images", LABELS_MAGIC: "labels"}
         hint = f" (an IDX {kinds[magic]} file)" if magic in kinds else ""
         raise IDXFormatError(
-            f"{name}: expected IDX magic number {expected_magic} ({kinds.get(expected_magic, 'IDX')}), "
-            f"got {magic}{hint}"
+            f"{name}: expected IDX magic number {expected_magic} "
+            f"({kinds.get(expected_magic, 'IDX')}), got {magic}{hint}"
         )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise IDXFormatError(f"{name}: expected a {header}-byte IDX header, got {len(data)} bytes")
+        raise IDXFormatError(f"{name}: expected a {header}-byte IDX header, "
+                             f"got {len(data)} bytes")
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     n_values = int(np.prod(dims, dtype=np.int64))
     if len(data) - header != n_values:
         raise IDXFormatError(
-            f"{name}: expected {n_values:,} data bytes for dimensions {dims}, got {len(data) - header:,}"
+            f"{name}: expected {n_values:,} data bytes for dimensions {dims}, "
+            f"got {len(data) - header:,}"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
@@ -299,7 +302,8 @@ def _gunzip(raw, name):
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as err:
-        raise IDXFormatError(f"{name}: expected a gzip-compressed IDX file, got unreadable data ({err})") from err
+        raise IDXFormatError(f"{name}: expected a gzip-compressed IDX file, "
+                             f"got unreadable data ({err})") from err
 
 
 def _load_pair(images_path, labels_path, raw_images, raw_labels):
@@ -307,14 +311,16 @@ def _load_pair(images_path, labels_path, raw_images, raw_labels):
     images = parse_idx(_gunzip(raw_images, images_path), IMAGES_MAGIC, images_path)
     labels = parse_idx(_gunzip(raw_labels, labels_path), LABELS_MAGIC, labels_path)
     if images.shape[1] * images.shape[2] != N_PIXELS:
-        raise IDXFormatError(f"{images_path}: expected 28x28 images, got {images.shape[1]}x{images.shape[2]}")
+        raise IDXFormatError(f"{images_path}: expected 28x28 images, "
+                             f"got {images.shape[1]}x{images.shape[2]}")
     if labels.shape[0] != images.shape[0]:
         raise IDXFormatError(
-            f"{labels_path}: expected {images.shape[0]:,} labels (one per image in {images_path}), "
-            f"got {labels.shape[0]:,}"
+            f"{labels_path}: expected {images.shape[0]:,} labels "
+            f"(one per image in {images_path}), got {labels.shape[0]:,}"
         )
     if labels.size and labels.max() >= N_CLASSES:
-        raise IDXFormatError(f"{labels_path}: expected labels in [0, 9], got a maximum of {int(labels.max())}")
+        raise IDXFormatError(f"{labels_path}: expected labels in [0, 9], "
+                             f"got a maximum of {int(labels.max())}")
     return images.reshape(images.shape[0], N_PIXELS), labels.astype(np.int64)
 
 
@@ -338,8 +344,8 @@ def _fetch(url, out, timeout):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=url.rsplit("/", 1)[-1],
-                  leave=False) as bar:
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                  desc=url.rsplit("/", 1)[-1], leave=False) as bar:
             while chunk := response.read(1 << 16):
                 out.write(chunk)
                 bar.update(len(chunk))
@@ -385,7 +391,8 @@ def download_file(name: str, dest_dir: str | os.PathLike | None = None,
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise MNISTDownloadError(f"{name}: could not create the download folder {dest_dir} ({err})") from err
+        raise MNISTDownloadError(f"{name}: could not create the download folder {dest_dir} "
+                                 f"({err})") from err
     want = MD5[name]
     failures = []
     last = None
@@ -404,13 +411,15 @@ def download_file(name: str, dest_dir: str | os.PathLike | None = None,
             failures.append(f"{url}: {type(err).__name__}: {err}")
             last = err
         finally:
-            # Gone already after a successful os.replace; otherwise never leave a partial file behind.
+            # Gone already after a successful os.replace; otherwise never leave a partial file
+            # behind.
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
     raise MNISTDownloadError(
-        f"{name}: could not download a file with MD5 {want} from any mirror:\n  " + "\n  ".join(failures)
+        f"{name}: could not download a file with MD5 {want} from any mirror:\n  "
+        + "\n  ".join(failures)
     ) from last
 
 
@@ -514,7 +523,8 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
         raise TypeError(f"warn: expected True or False, got {warn!r}")
     dirs = search_dirs(data_dir)
     found = {name: _find(name, dirs) for name in FILES}
-    origins = {name: ("folder", path.parent) for name, path in found.items() if path is not None}
+    origins = {name: ("folder", path.parent)
+               for name, path in found.items() if path is not None}
 
     download_errors = {}
 
@@ -538,11 +548,12 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
             str(e) for e in download_errors.values()
         )
         raise FileNotFoundError(
-            f"MNIST: expected the test files {', '.join(missing_test)}, but they were not found in any of "
-            f"these folders:\n  {listing}\nand could not be downloaded ({why}).\n"
-            f"To get the data: set {ENV_VAR} to a folder holding the MNIST .gz files (directly or in a "
-            f"mnist/ subfolder), pass data_dir=..., or call load_mnist(download=True) on a machine with "
-            f"network access to download them into {cache_dir()}."
+            f"MNIST: expected the test files {', '.join(missing_test)}, but they were not "
+            f"found in any of these folders:\n  {listing}\nand could not be downloaded "
+            f"({why}).\nTo get the data: set {ENV_VAR} to a folder holding the MNIST .gz files "
+            f"(directly or in a mnist/ subfolder), pass data_dir=..., or call "
+            f"load_mnist(download=True) on a machine with network access to download them "
+            f"into {cache_dir()}."
         ) from next(iter(download_errors.values()), None)
 
     train_names = (TRAIN_IMAGES, TRAIN_LABELS)
@@ -556,8 +567,8 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
                                    raw.pop(TEST_LABELS))
 
     if not missing_train:
-        x_train_u8, y_train = _load_pair(found[TRAIN_IMAGES], found[TRAIN_LABELS], raw.pop(TRAIN_IMAGES),
-                                         raw.pop(TRAIN_LABELS))
+        x_train_u8, y_train = _load_pair(found[TRAIN_IMAGES], found[TRAIN_LABELS],
+                                         raw.pop(TRAIN_IMAGES), raw.pop(TRAIN_LABELS))
         return MNIST(
             x_train=_to_float(x_train_u8),
             y_train=y_train,
@@ -598,7 +609,8 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
         y_train=y_test[~is_test],
         x_test=_to_float(x_test_u8[is_test]),
         y_test=y_test[is_test],
-        source=f"fallback: {n_train}/{n_test} split of t10k (index % 5 == 4 is test) from {test_from}",
+        source=(f"fallback: {n_train}/{n_test} split of t10k (index % 5 == 4 is test) "
+                f"from {test_from}"),
         fallback=True,
         reason=reason,
     )

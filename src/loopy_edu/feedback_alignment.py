@@ -31,10 +31,13 @@ def _check_feedback(model, M, name, shape_of):
     missing = [k for k in wanted if k not in M]
     extra = sorted(str(k) for k in M if k not in wanted)
     if missing or extra:
-        raise ValueError(f"{name}: expected a dict with keys {wanted}, missing {missing}, unexpected {extra}")
-    slot = 1 if name == "D" else 0  # D_l feeds layer l, which the recursion reaches from slot W{l+1}
-    return {f"W{l + slot}": check_array(M[f"{name}{l}"], f"{name}[{name + str(l)!r}]", shape=shape_of(l),
-                                        dtype=model.dtype).T for l in layers}
+        raise ValueError(f"{name}: expected a dict with keys {wanted}, missing {missing}, "
+                         f"unexpected {extra}")
+    # D_l feeds layer l, which the recursion reaches from slot W{l+1}.
+    slot = 1 if name == "D" else 0
+    return {f"W{l + slot}": check_array(M[f"{name}{l}"], f"{name}[{name + str(l)!r}]",
+                                        shape=shape_of(l), dtype=model.dtype).T
+            for l in layers}
 
 
 def check_B(model: MLP, B: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -198,7 +201,8 @@ def _gaussian(model, shapes, seed, scale):
     if scale is not None:
         check_positive(scale, "scale")
     rng = np.random.default_rng(seed)
-    return {k: ((std if scale is None else scale) * rng.standard_normal(shape)).astype(model.dtype)
+    return {k: ((std if scale is None else scale)
+                * rng.standard_normal(shape)).astype(model.dtype)
             for k, (shape, std) in shapes.items()}
 
 
@@ -228,7 +232,8 @@ def random_feedback(model: MLP, seed: int = 0,
         If ``scale`` is not a positive number.
     """
     sizes = model.sizes
-    shapes = {f"B{l}": ((sizes[l - 1], sizes[l]), init_std(model.init_scheme(l), sizes[l - 1], sizes[l]))
+    shapes = {f"B{l}": ((sizes[l - 1], sizes[l]),
+                        init_std(model.init_scheme(l), sizes[l - 1], sizes[l]))
               for l in range(2, model.n_layers + 1)}
     return _gaussian(model, shapes, seed, scale)
 
@@ -260,7 +265,8 @@ def random_direct_feedback(model: MLP, seed: int = 0,
         If ``scale`` is not a positive number.
     """
     sizes, L = model.sizes, model.n_layers
-    shapes = {f"D{l}": ((sizes[l], sizes[L]), init_std(model.init_scheme(L), sizes[l], sizes[L]))
+    shapes = {f"D{l}": ((sizes[l], sizes[L]),
+                        init_std(model.init_scheme(L), sizes[l], sizes[L]))
               for l in range(1, L)}
     return _gaussian(model, shapes, seed, scale)
 
@@ -302,13 +308,16 @@ def alignment_angle(a: np.ndarray | dict[str, np.ndarray],
     for k in ga:
         if ga[k].shape != gb[k].shape:
             at = "" if k is None else f"[{k!r}]"
-            raise ValueError(f"a{at}, b{at}: expected the same shape, got {ga[k].shape} and {gb[k].shape}")
+            raise ValueError(f"a{at}, b{at}: expected the same shape, got {ga[k].shape} "
+                             f"and {gb[k].shape}")
     u, v = (np.concatenate([g[k].ravel() for k in ga]) for g in (ga, gb))
     for x, name in ((u, "a"), (v, "b")):
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{name}: expected finite values, got NaN or Inf")
         if not np.any(x):
-            raise ValueError(f"{name}: expected a non-zero vector, got all zeros (no angle is defined)")
+            raise ValueError(f"{name}: expected a non-zero vector, got all zeros "
+                             "(no angle is defined)")
     u, v = u / np.linalg.norm(u), v / np.linalg.norm(v)
-    # 2·atan2(‖u − v‖, ‖u + v‖) stays accurate near 0° and 180°, where arccos of the cosine does not.
+    # 2·atan2(‖u − v‖, ‖u + v‖) stays accurate near 0° and 180°, where arccos of the cosine
+    # does not.
     return float(np.degrees(2.0 * np.arctan2(np.linalg.norm(u - v), np.linalg.norm(u + v))))

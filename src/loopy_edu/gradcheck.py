@@ -101,7 +101,8 @@ def check_grads(model: Any, *args: Any, eps: float = 1e-6, max_entries: int = 50
         If the model's dtype is not float64.
     """
     if np.dtype(getattr(model, "dtype", np.float64)) != np.float64:
-        raise ValueError("model: gradient checks need float64 parameters; build the model with dtype=np.float64")
+        raise ValueError("model: gradient checks need float64 parameters; build the model "
+                         "with dtype=np.float64")
     rng = np.random.default_rng(seed)
     _, grads = model.loss_and_grads(*args, **kwargs)
     f = lambda: model.loss_and_grads(*args, **kwargs)[0]

@@ -51,7 +51,8 @@ class LinearRegression(Model):
         self.dtype = check_dtype(dtype)
         self.n_in, self.n_out, self.seed = int(n_in), int(n_out), seed
         self.backend = check_backend(backend)
-        W = np.random.default_rng(seed).standard_normal((self.n_out, self.n_in)) / np.sqrt(self.n_in)
+        W = (np.random.default_rng(seed).standard_normal((self.n_out, self.n_in))
+             / np.sqrt(self.n_in))
         self.params = {"W": W.astype(self.dtype), "b": np.zeros(self.n_out, dtype=self.dtype)}
 
     def config(self) -> dict[str, Any]:
@@ -62,13 +63,15 @@ class LinearRegression(Model):
         return check_array(X, "X", shape=(None, self.n_in), dtype=self.dtype)
 
     def _check_Y(self, Y, B):
-        # A single output may come as a flat vector of targets (B,), the usual way to write a 1-D problem.
+        # A single output may come as a flat vector of targets (B,), the usual way to write a
+        # 1-D problem.
         if self.n_out == 1 and np.ndim(Y) == 1:
             return check_array(Y, "Y", shape=(B,), dtype=self.dtype)[:, None]
         return check_array(Y, "Y", shape=(B, self.n_out), dtype=self.dtype)
 
     def _check_params(self):
-        return check_params(self.params, {"W": (self.n_out, self.n_in), "b": (self.n_out,)}, self.dtype)
+        return check_params(self.params, {"W": (self.n_out, self.n_in), "b": (self.n_out,)},
+                            self.dtype)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """The predictions Ŷ = X Wᵀ + b (B, n_out) for inputs X (B, n_in).
@@ -271,7 +274,8 @@ def gradient_descent(model: LinearRegression, X: ArrayLike, Y: ArrayLike, lr: fl
     model._check_params()
     path = ({k: np.empty((steps + 1,) + p.shape, model.dtype) for k, p in model.params.items()}
             if trajectory else None)
-    # Overflow on the way to divergence is reported once, as FloatingPointError, not as warnings.
+    # Overflow on the way to divergence is reported once, as FloatingPointError, not as
+    # warnings.
     with np.errstate(over="ignore", invalid="ignore"):
         if backend == "numpy":
             losses = descend(model, X, Y, lr, steps, path)
@@ -286,7 +290,8 @@ def _compiled_descent(model, X, Y, lr, steps, backend, path):
     # The kernels record the path only into non-empty arrays.
     rec = path or {k: np.empty((0,) + p.shape, model.dtype) for k, p in model.params.items()}
     losses = kernels("linear", backend).gradient_descent(
-        W, b, np.ascontiguousarray(X), np.ascontiguousarray(Y), float(lr), int(steps), rec["W"], rec["b"])
+        W, b, np.ascontiguousarray(X), np.ascontiguousarray(Y), float(lr), int(steps),
+        rec["W"], rec["b"])
     model.params["W"][...] = W
     model.params["b"][...] = b
     check_finite_loss(losses[-1], len(losses) - 1, lr)

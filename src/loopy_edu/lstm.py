@@ -25,7 +25,8 @@ from numpy.typing import DTypeLike
 from .activations import sigmoid, tanh
 from .backend import DEFAULT, check_backend, kernels
 from .checks import check_dtype, check_positive
-from .readout import LOSSES, RecurrentModel, as_sequences, check_sequences, readout, readout_grads, sequence_loss
+from .readout import (LOSSES, RecurrentModel, as_sequences, check_sequences, readout,
+                      readout_grads, sequence_loss)
 
 if TYPE_CHECKING:
     from .tasks import Task
@@ -128,11 +129,13 @@ def backward(params: dict[str, np.ndarray], xs: np.ndarray, hs: np.ndarray, cs: 
                                 df * f * (1 - f),
                                 dg * (1 - g**2),             # tanh' = 1 − tanh²
                                 do * o * (1 - o)], axis=1)
-        dh_next = dz[t] @ W_hh                               # z = W_ih x + W_hh h_prev + b: ∂L/∂h_{t-1}
-        dc_next = dc * f                                     # ∂L/∂c_{t-1}, the cell's own path back
+        # z = W_ih x + W_hh h_prev + b, so ∂L/∂h_{t-1} = dz_t W_hh.
+        dh_next = dz[t] @ W_hh
+        dc_next = dc * f                                     # ∂L/∂c_{t-1}: the cell's own path
     n_in, G = xs.shape[-1], 4 * H
-    return {"W_ih": dz.reshape(-1, G).T @ xs.reshape(-1, n_in),              # Σ_t dz_t x_tᵀ
-            "W_hh": dz[1:].reshape(-1, G).T @ hs[:-1].reshape(-1, H),        # Σ_t dz_t h_{t-1}ᵀ, h_0 = 0
+    # The initial state h_0 is 0, so the first step adds nothing to W_hh's sum.
+    return {"W_ih": dz.reshape(-1, G).T @ xs.reshape(-1, n_in),          # Σ_t dz_t x_tᵀ
+            "W_hh": dz[1:].reshape(-1, G).T @ hs[:-1].reshape(-1, H),    # Σ_t dz_t h_{t-1}ᵀ
             "b": dz.reshape(-1, G).sum(axis=0)}
 
 
@@ -189,7 +192,8 @@ class LSTM(RecurrentModel):
         b[H:2 * H] = forget_bias                             # rows H..2H-1 feed the forget gate
         self.params = {"W_ih": rng.uniform(-bound, bound, (4 * H, n_in)),
                        "W_hh": rng.uniform(-bound, bound, (4 * H, H)), "b": b,
-                       "W_out": rng.standard_normal((n_out, H)) / np.sqrt(H), "b_out": np.zeros(n_out)}
+                       "W_out": rng.standard_normal((n_out, H)) / np.sqrt(H),
+                       "b_out": np.zeros(n_out)}
         self.params = {k: v.astype(self.dtype) for k, v in self.params.items()}
 
     def config(self) -> dict[str, Any]:
@@ -204,8 +208,8 @@ class LSTM(RecurrentModel):
         dict[str, tuple of int]
         """
         H = self.n_hidden
-        return {"W_ih": (4 * H, self.n_in), "W_hh": (4 * H, H), "b": (4 * H,), "W_out": (self.n_out, H),
-                "b_out": (self.n_out,)}
+        return {"W_ih": (4 * H, self.n_in), "W_hh": (4 * H, H), "b": (4 * H,),
+                "W_out": (self.n_out, H), "b_out": (self.n_out,)}
 
     def states(self, xs: np.ndarray, backend: str) -> np.ndarray:
         """States hs (T, B, H) for xs (T, B, n_in), from h_0 = c_0 = 0.
@@ -258,17 +262,19 @@ class LSTM(RecurrentModel):
             Naming the argument or parameter key that is invalid.
         """
         xs, targets, loss, mask = as_sequences(data, targets, loss, mask)
-        xs, targets, mask, _ = check_sequences(xs, targets, mask, self.n_in, self.n_out, self.dtype, loss)
+        xs, targets, mask, _ = check_sequences(xs, targets, mask, self.n_in, self.n_out,
+                                               self.dtype, loss)
         backend = check_backend(backend or self.backend)
         weights = self.weights()  # also validates params, whatever the backend
         if backend == "numpy":
             W_out = self.params["W_out"]
             hs, cs, gates = forward(self.params, xs)
-            value, dys = sequence_loss(readout(W_out, self.params["b_out"], hs), targets, mask, loss)
+            value, dys = sequence_loss(readout(W_out, self.params["b_out"], hs), targets, mask,
+                                       loss)
             gW_out, gb_out, dhs = readout_grads(W_out, hs, dys)
             grads = backward(self.params, xs, hs, cs, gates, dhs)
             return value, {**grads, "W_out": gW_out, "b_out": gb_out}
         value, *grads = kernels("lstm", backend).loss_and_grads(
-            *weights, np.ascontiguousarray(xs), np.ascontiguousarray(targets), np.ascontiguousarray(mask),
-            LOSSES.index(loss))
+            *weights, np.ascontiguousarray(xs), np.ascontiguousarray(targets),
+            np.ascontiguousarray(mask), LOSSES.index(loss))
         return float(value), dict(zip(self.shapes(), grads))

@@ -16,7 +16,8 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from .activations import ACTIVATIONS, CODES, log_softmax, softmax
 from .backend import DEFAULT, check_backend, kernels
-from .checks import check_array, check_choice, check_dtype, check_labels, check_number, check_params
+from .checks import (check_array, check_choice, check_dtype, check_labels, check_number,
+                     check_params)
 from .model import Model
 
 
@@ -48,8 +49,8 @@ def init_std(scheme: str | float, fan_in: int, fan_out: int) -> float:
         return np.sqrt(2.0 / (fan_in + fan_out))
     if isinstance(scheme, str) and scheme == "he":
         return np.sqrt(2.0 / fan_in)
-    if isinstance(scheme, (int, float, np.integer, np.floating)) and not isinstance(scheme, bool) \
-            and np.isfinite(scheme) and scheme >= 0:
+    if isinstance(scheme, (int, float, np.integer, np.floating)) \
+            and not isinstance(scheme, bool) and np.isfinite(scheme) and scheme >= 0:
         return float(scheme)
     raise ValueError(f"init: expected 'glorot', 'he' or a non-negative std, got {scheme!r}")
 
@@ -305,8 +306,8 @@ class MLP(Model):
     """
 
     def __init__(self, sizes: Sequence[int], activation: str = "sigmoid", seed: int | None = 0,
-                 dtype: DTypeLike = np.float64, backend: str = DEFAULT, init: str | float = "auto",
-                 dropout: float = 0.0, loss: str = "xent") -> None:
+                 dtype: DTypeLike = np.float64, backend: str = DEFAULT,
+                 init: str | float = "auto", dropout: float = 0.0, loss: str = "xent") -> None:
         sizes = tuple(sizes)
         if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
             raise ValueError(f"sizes: expected at least two positive integers, got {sizes!r}")
@@ -323,8 +324,8 @@ class MLP(Model):
         self.init = init
         self.params = {}
         for l in range(1, len(sizes)):
-            self.params[f"W{l}"] = init_weight(sizes[l], sizes[l - 1], self.init_scheme(l), self.rng,
-                                               self.dtype)
+            self.params[f"W{l}"] = init_weight(sizes[l], sizes[l - 1], self.init_scheme(l),
+                                               self.rng, self.dtype)
             self.params[f"b{l}"] = np.zeros(sizes[l], dtype=self.dtype)
 
     def init_scheme(self, l: int) -> str | float:
@@ -463,7 +464,8 @@ class MLP(Model):
             If the MLP is a regressor, or ``X`` or ``y`` is invalid.
         """
         if self.loss_name != "xent":
-            raise ValueError("accuracy: needs a classifier (loss='xent'); this MLP is a regressor")
+            raise ValueError("accuracy: needs a classifier (loss='xent'); this MLP is a "
+                             "regressor")
         X = self._check_X(X)
         y = self._check_y(y, X.shape[0])
         hits = sum(int((self.predict(X[i:i + batch_size]) == y[i:i + batch_size]).sum())
@@ -497,7 +499,8 @@ class MLP(Model):
             dtype.
         """
         X = self._check_X(X)
-        return float(output_delta(self.logits(X), self._check_y(y, X.shape[0]), self.loss_name)[0])
+        return float(output_delta(self.logits(X), self._check_y(y, X.shape[0]),
+                                  self.loss_name)[0])
 
     def loss_and_grads(self, X: ArrayLike, y: ArrayLike, masks: list[np.ndarray] | None = None,
                        backend: str | None = None, train: bool = True,
@@ -547,8 +550,8 @@ class MLP(Model):
             masks = self.dropout_masks(X.shape[0])
         if masks is not None:
             if len(masks) != self.n_layers - 1:
-                raise ValueError(f"masks: expected {self.n_layers - 1} arrays (one per hidden layer), "
-                                 f"got {len(masks)}")
+                raise ValueError(f"masks: expected {self.n_layers - 1} arrays "
+                                 f"(one per hidden layer), got {len(masks)}")
             masks = [check_array(m, f"masks[{i}]", shape=(X.shape[0], n), dtype=self.dtype)
                      for i, (m, n) in enumerate(zip(masks, self.sizes[1:-1]))]
         backend = check_backend(backend or self.backend)
@@ -561,11 +564,14 @@ class MLP(Model):
                 loss, grads = backward(self.params, a, y, self.activation, self.loss_name)
             else:  # with feedback = the weights, feedback_backward is backprop
                 loss, grads = feedback_backward(self.params, a, y, self.activation,
-                                                feedback or self.params, direct, masks, self.loss_name)
+                                                feedback or self.params, direct, masks,
+                                                self.loss_name)
             return float(loss), grads
         if feedback is not None:
-            # The kernels index feedback like the weights; layer 1 has none, so its slot holds W_1.
-            feedback = weights[0][:1] + tuple(feedback[f"W{l}"] for l in range(2, self.n_layers + 1))
+            # The kernels index feedback like the weights; layer 1 has none, so its slot holds
+            # W_1.
+            feedback = weights[0][:1] + tuple(feedback[f"W{l}"]
+                                              for l in range(2, self.n_layers + 1))
         loss, gWs, gbs = kernels("mlp", backend).loss_and_grads(
             weights, X, y, masks, CODES[self.activation], self.loss_name, feedback, direct)
         grads = {}
@@ -594,5 +600,6 @@ class MLP(Model):
         for l in range(2, self.n_layers + 1):
             rows = self.sizes[-1] if direct else self.sizes[l]
             out[f"W{l}"] = np.ascontiguousarray(check_array(
-                feedback[f"W{l}"], f"feedback['W{l}']", shape=(rows, self.sizes[l - 1]), dtype=self.dtype))
+                feedback[f"W{l}"], f"feedback['W{l}']", shape=(rows, self.sizes[l - 1]),
+                dtype=self.dtype))
         return out

@@ -21,8 +21,8 @@ from .backend import DEFAULT, check_backend, kernels
 from .checks import check_array, check_dtype, check_params, check_positive
 from .model import Model
 
-# fit draws visit orders in chunks of epochs that double in size, so that an early stop wastes little,
-# capped at this many visits per chunk to bound memory.
+# fit draws visit orders in chunks of epochs that double in size, so that an early stop wastes
+# little, capped at this many visits per chunk to bound memory.
 _ORDER_CHUNK = 1_000_000
 
 
@@ -58,7 +58,8 @@ def as_pm1(y: ArrayLike, name: str = "y", n_samples: int | None = None) -> np.nd
     if arr.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
     if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name}: expected numeric labels in {{-1, +1}} or {{0, 1}}, got dtype {arr.dtype}")
+        raise ValueError(f"{name}: expected numeric labels in {{-1, +1}} or {{0, 1}}, "
+                         f"got dtype {arr.dtype}")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         bad = np.count_nonzero(~np.isfinite(arr))
         raise ValueError(f"{name}: expected finite labels, got {bad} NaN or Inf")
@@ -67,8 +68,8 @@ def as_pm1(y: ArrayLike, name: str = "y", n_samples: int | None = None) -> np.nd
         return arr.astype(np.float64)
     if set(values) <= {0, 1}:
         return np.where(arr == 1, 1.0, -1.0)
-    raise ValueError(f"{name}: expected labels in {{-1, +1}} or in {{0, 1}}, got values {values[:6]}"
-                     + (" ..." if len(values) > 6 else ""))
+    raise ValueError(f"{name}: expected labels in {{-1, +1}} or in {{0, 1}}, "
+                     f"got values {values[:6]}" + (" ..." if len(values) > 6 else ""))
 
 
 def rosenblatt_epochs(w: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray,
@@ -174,7 +175,8 @@ class Perceptron(Model):
         self.dtype = check_dtype(dtype)
         self.backend = check_backend(backend)
         self.seed, self.rng = seed, np.random.default_rng(seed)
-        self.params = {"w": np.zeros(n_in, dtype=self.dtype), "b": np.zeros((), dtype=self.dtype)}
+        self.params = {"w": np.zeros(n_in, dtype=self.dtype),
+                       "b": np.zeros((), dtype=self.dtype)}
 
     def config(self) -> dict[str, Any]:
         return dict(n_in=self.n_in, seed=self.seed, dtype=self.dtype.name, backend=self.backend)
@@ -324,22 +326,26 @@ class Perceptron(Model):
         y = as_pm1(y, "y", N).astype(self.dtype)
         check_positive(epochs, "epochs", integer=True)
         backend = check_backend(backend or self.backend)
-        run = rosenblatt_epochs if backend == "numpy" else kernels("perceptron", backend).rosenblatt_epochs
+        run = (rosenblatt_epochs if backend == "numpy"
+               else kernels("perceptron", backend).rosenblatt_epochs)
         rng = self.rng if seed is None else np.random.default_rng(seed)
         w, b = self._check_params()
         w0, b0 = w.copy(), b.copy()
         mistakes, steps = [], []
         while len(mistakes) < epochs and (not mistakes or mistakes[-1] > 0):
             n_ep = min(epochs - len(mistakes), max(1, len(mistakes)), max(1, _ORDER_CHUNK // N))
-            orders = np.array([rng.permutation(N) if shuffle else np.arange(N) for _ in range(n_ep)])
+            orders = np.array([rng.permutation(N) if shuffle else np.arange(N)
+                               for _ in range(n_ep)])
             updated = np.zeros(orders.shape, dtype=np.uint8)
-            ran = run(w, b.reshape(1), X, y, orders, updated)   # b.reshape(1) is a view: updates land in b
+            # b.reshape(1) is a view: the updates land in b.
+            ran = run(w, b.reshape(1), X, y, orders, updated)
             mistakes += updated[:ran].sum(axis=1).tolist()
             steps.append(orders[:ran][updated[:ran] == 1])
         steps = np.concatenate(steps)
         hist = PerceptronHistory(np.array(mistakes), steps, mistakes[-1] == 0)
         if record:
-            # Replaying the updates with a running sum repeats the same float additions, in the same order.
+            # Replaying the updates with a running sum repeats the same float additions, in the
+            # same order.
             hist.w_path = np.cumsum(np.vstack([w0, y[steps, None] * X[steps]]), axis=0)
             hist.b_path = np.cumsum(np.concatenate([b0.reshape(1), y[steps]]))
         return hist
@@ -386,7 +392,8 @@ def margin(w: ArrayLike, b: ArrayLike, X: ArrayLike, y: ArrayLike,
     b = float(b.reshape(-1)[0])
     norm = np.sqrt(w @ w + b * b) if augmented else np.sqrt(w @ w)
     if norm == 0:
-        raise ValueError("w: expected a non-zero weight vector, got all zeros (the margin is undefined)")
+        raise ValueError("w: expected a non-zero weight vector, got all zeros "
+                         "(the margin is undefined)")
     return float(np.min(y * (X @ w + b)) / norm)
 
 
@@ -470,7 +477,8 @@ def make_separable(n: int, n_in: int = 2, margin: float = 0.1, radius: float = 1
     if n < 2:
         raise ValueError(f"n: expected at least 2 points (one per class), got {n}")
     if not (isinstance(margin, (int, float, np.number)) and 0 < margin <= radius / 4):
-        raise ValueError(f"margin: expected a number in (0, radius/4 = {radius / 4:g}], got {margin!r}")
+        raise ValueError(f"margin: expected a number in (0, radius/4 = {radius / 4:g}], "
+                         f"got {margin!r}")
     rng = np.random.default_rng(seed)
     w = rng.standard_normal(n_in)
     w /= np.linalg.norm(w)

@@ -78,15 +78,16 @@ def check_sequences(xs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None
     if mask is None:
         mask = np.ones((T, B), dtype=dtype)
     else:
-        mask = check_array(mask, "mask", shape=(T,) if unbatched else (T, B), dtype=dtype).reshape(T, B)
+        mask = check_array(mask, "mask", shape=(T,) if unbatched else (T, B),
+                           dtype=dtype).reshape(T, B)
         if np.any(mask < 0):
             raise ValueError("mask: expected non-negative weights, got negative entries")
     if loss == "xent":
         on = mask > 0
         rows = targets[on]
         if np.any(rows < 0) or not np.allclose(rows.sum(axis=-1), 1.0, atol=1e-6):
-            raise ValueError("targets: expected probability vectors (non-negative, summing to 1) on the "
-                             "masked-in steps for loss 'xent'")
+            raise ValueError("targets: expected probability vectors (non-negative, summing to "
+                             "1) on the masked-in steps for loss 'xent'")
     return xs, targets, mask, unbatched
 
 
@@ -121,15 +122,15 @@ def as_sequences(data: Task | np.ndarray, targets: np.ndarray | None = None,
     """
     if targets is None:
         if not all(hasattr(data, a) for a in ("xs", "targets", "mask", "loss")):
-            raise ValueError(f"targets: expected target arrays (with loss=), or a Task as the first "
-                             f"argument, got {type(data).__name__} alone")
+            raise ValueError(f"targets: expected target arrays (with loss=), or a Task as the "
+                             f"first argument, got {type(data).__name__} alone")
         if loss is not None or mask is not None:
-            raise ValueError("loss, mask: a Task carries its own; pass the Task alone, or arrays with "
-                             "loss= and mask=")
+            raise ValueError("loss, mask: a Task carries its own; pass the Task alone, or "
+                             "arrays with loss= and mask=")
         return data.xs, data.targets, data.loss, data.mask
     if loss is None:
-        raise ValueError(f"loss: expected one of {list(LOSSES)} with arrays (there is no default), or "
-                         "pass the Task itself, which carries its loss and mask")
+        raise ValueError(f"loss: expected one of {list(LOSSES)} with arrays (there is no "
+                         "default), or pass the Task itself, which carries its loss and mask")
     return data, targets, loss, mask
 
 
@@ -219,7 +220,8 @@ class RecurrentModel(Model):
         ValueError
             Naming the key of a parameter with a wrong shape or dtype, or NaN or inf.
         """
-        return tuple(np.ascontiguousarray(p) for p in check_params(self.params, self.shapes(), self.dtype))
+        return tuple(np.ascontiguousarray(p)
+                     for p in check_params(self.params, self.shapes(), self.dtype))
 
     def forward(self, xs: np.ndarray,
                 backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -246,7 +248,8 @@ class RecurrentModel(Model):
         """
         xs = check_array(xs, "xs", dtype=self.dtype)
         if xs.ndim not in (2, 3) or xs.shape[-1] != self.n_in:
-            raise ValueError(f"xs: expected shape (T, {self.n_in}) or (T, B, {self.n_in}), got {xs.shape}")
+            raise ValueError(f"xs: expected shape (T, {self.n_in}) or (T, B, {self.n_in}), "
+                             f"got {xs.shape}")
         *_, W_out, b_out = self.weights()
         hs = self.states(np.ascontiguousarray(xs[:, None] if xs.ndim == 2 else xs),
                          check_backend(backend or self.backend))
@@ -303,5 +306,6 @@ class RecurrentModel(Model):
             Naming the argument, as :func:`as_sequences` and :func:`check_sequences`.
         """
         xs, targets, loss, mask = as_sequences(data, targets, loss, mask)
-        xs, targets, mask, _ = check_sequences(xs, targets, mask, self.n_in, self.n_out, self.dtype, loss)
+        xs, targets, mask, _ = check_sequences(xs, targets, mask, self.n_in, self.n_out,
+                                               self.dtype, loss)
         return sequence_loss(self.forward(xs, backend)[1], targets, mask, loss)[0]

@@ -130,10 +130,12 @@ class RNN(RecurrentModel):
         self.backend = check_backend(backend)
         self.seed, rng = seed, np.random.default_rng(seed)
         gauss = lambda rows, cols: rng.standard_normal((rows, cols)) / np.sqrt(cols)
-        self.params = {"W_in": gauss(n_rec, n_in), "W_rec": gauss(n_rec, n_rec), "b_rec": np.zeros(n_rec),
-                       "W_out": gauss(n_out, n_rec), "b_out": np.zeros(n_out)}
+        self.params = {"W_in": gauss(n_rec, n_in), "W_rec": gauss(n_rec, n_rec),
+                       "b_rec": np.zeros(n_rec), "W_out": gauss(n_out, n_rec),
+                       "b_out": np.zeros(n_out)}
         if spectral_radius is not None:
-            self.params["W_rec"] *= check_positive(spectral_radius, "spectral_radius") / self.spectral_radius()
+            self.params["W_rec"] *= (check_positive(spectral_radius, "spectral_radius")
+                                     / self.spectral_radius())
         self.params = {k: v.astype(self.dtype) for k, v in self.params.items()}
 
     def config(self) -> dict[str, Any]:
@@ -158,8 +160,8 @@ class RNN(RecurrentModel):
         dict[str, tuple of int]
         """
         N = self.n_rec
-        return {"W_in": (N, self.n_in), "W_rec": (N, N), "b_rec": (N,), "W_out": (self.n_out, N),
-                "b_out": (self.n_out,)}
+        return {"W_in": (N, self.n_in), "W_rec": (N, N), "b_rec": (N,),
+                "W_out": (self.n_out, N), "b_out": (self.n_out,)}
 
     def states(self, xs: np.ndarray, backend: str) -> np.ndarray:
         """States hs (T, B, N) for xs (T, B, n_in), from h_0 = 0.
@@ -178,7 +180,8 @@ class RNN(RecurrentModel):
         W_in, W_rec, b_rec, _, _ = self.weights()
         if backend == "numpy":
             return forward(self.params, xs, self.alpha, self.activation)[0]
-        return kernels("rnn", backend).forward(W_in, W_rec, b_rec, xs, self.alpha, CODES[self.activation])[0]
+        return kernels("rnn", backend).forward(W_in, W_rec, b_rec, xs, self.alpha,
+                                               CODES[self.activation])[0]
 
     def unroll(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The NumPy forward pass over xs (T, B, n_in): the states hs and the activations

@@ -89,7 +89,8 @@ def chain_constants(m: int, g12: float = 0.5, ratio_C: float = 2.0, ratio_g: flo
     if g_leak is not None:
         if isinstance(g_leak, bool) or not isinstance(g_leak, (int, float, np.number)) \
                 or not np.isfinite(g_leak) or g_leak < 0:
-            raise ValueError(f"g_leak: expected a non-negative finite number or None, got {g_leak!r}")
+            raise ValueError(f"g_leak: expected a non-negative finite number or None, "
+                             f"got {g_leak!r}")
         g[-1] = float(g_leak)
     return C, g
 
@@ -120,8 +121,9 @@ def check_stable(C: np.ndarray, g: np.ndarray, dt: float) -> float:
     load = dt * (g + np.concatenate(([0.0], g[:-1]))) / C
     k = int(np.argmax(load))
     if load[k] > 1.0:
-        raise ValueError(f"dt: explicit Euler needs dt·(g_{{k-1,k}} + g_{{k,k+1}})/C_k ≤ 1 for every k, got "
-                         f"{load[k]:.3g} at k = {k + 1}; use dt ≤ {dt / load[k]:.3g} or a smaller g12")
+        raise ValueError(f"dt: explicit Euler needs dt·(g_{{k-1,k}} + g_{{k,k+1}})/C_k ≤ 1 for "
+                         f"every k, got {load[k]:.3g} at k = {k + 1}; use dt ≤ "
+                         f"{dt / load[k]:.3g} or a smaller g12")
     return dt
 
 
@@ -141,7 +143,8 @@ def advance_numpy(u: np.ndarray, dt_over_C: np.ndarray, g: np.ndarray, steps: in
     dws : np.ndarray, shape (steps, n) or (0, n)
     """
     for t in range(steps):
-        below = np.zeros_like(u[0])                       # f_0 = 0: nothing flows into u_1 from above
+        # f_0 = 0: nothing flows into u_1 from above.
+        below = np.zeros_like(u[0])
         for k in range(u.shape[0]):
             deeper = u[k + 1] if k + 1 < u.shape[0] else 0.0   # u_{m+1} = 0: the leak
             flux = g[k] * (u[k] - deeper)                 # f_k, from the old u_k and u_{k+1}
@@ -188,8 +191,10 @@ class SynapseChain(Model):
         self.dt = check_stable(self.C, self.g, dt)
         self.backend = check_backend(backend)
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
-            raise ValueError(f"shape: expected a positive int or a tuple of positive ints, got {shape!r}")
+        if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
+                            for s in shape):
+            raise ValueError(f"shape: expected a positive int or a tuple of positive ints, "
+                             f"got {shape!r}")
         self.m, self.shape, self.dtype = int(m), shape, check_dtype(dtype)
         self.u = np.zeros((self.m, *shape), dtype=self.dtype)
         self._dt_over_C = (self.dt / self.C).astype(self.dtype)
@@ -261,7 +266,8 @@ class SynapseChain(Model):
         if self.backend == "numpy":
             advance_numpy(u, self._dt_over_C, self._g, steps, flat_dws)
         else:
-            kernels("synapses", self.backend).advance(u, self._dt_over_C, self._g, steps, flat_dws)
+            kernels("synapses", self.backend).advance(u, self._dt_over_C, self._g, steps,
+                                                      flat_dws)
 
 
 def memory_retention(m: int, n_synapses: int, ages: np.ndarray, n_trials: int = 8,
@@ -371,7 +377,8 @@ def snr_by_age(m: int, n_synapses: int, n_ages: int, n_trials: int = 1, eta: flo
     """
     check_positive(n_ages, "n_ages", integer=True)
     syn, rng = _population(m, n_synapses, n_trials, eta, burn_in, seed, backend, chain)
-    # The patterns are kept as bits (1/8 byte per entry) and replayed from the same random stream.
+    # The patterns are kept as bits (1/8 byte per entry) and replayed from the same random
+    # stream.
     state = rng.bit_generator.state
     _store_random(syn, rng, n_ages, eta)
     rng.bit_generator.state = state
@@ -383,7 +390,8 @@ def snr_by_age(m: int, n_synapses: int, n_ages: int, n_trials: int = 1, eta: flo
         xi = _signs(rng, (min(chunk, n_ages - t0), n_trials, n_synapses))
         mean = np.einsum("stn,tn->st", xi, w) / n_synapses   # mean_i(ξ_i w_i), (s, n_trials)
         snr[t0:t0 + len(xi)] = np.sqrt(n_synapses) * mean / np.sqrt(w2 - mean ** 2)
-    return snr[::-1].mean(axis=1)                         # row n_ages-1-a was stored a steps before the end
+    # Row n_ages-1-a was stored a steps before the end; reversed, row a holds age a.
+    return snr[::-1].mean(axis=1)
 
 
 def lifetime(snr: np.ndarray, threshold: float = 1.0, bins_per_decade: int = 10) -> float:
@@ -416,7 +424,8 @@ def lifetime(snr: np.ndarray, threshold: float = 1.0, bins_per_decade: int = 10)
     n = len(snr)
     if n < 3:
         raise ValueError(f"snr: expected at least 3 ages, got {n}")
-    edges = np.unique(np.round(np.logspace(0, np.log10(n), int(np.ceil(bins_per_decade * np.log10(n))) + 1)))
+    n_edges = int(np.ceil(bins_per_decade * np.log10(n))) + 1
+    edges = np.unique(np.round(np.logspace(0, np.log10(n), n_edges)))
     edges = edges.astype(int)
     edges[-1] = n
     log_age = np.array([np.log(np.arange(a, b)).mean() for a, b in zip(edges[:-1], edges[1:])])

@@ -23,8 +23,8 @@ from .checks import check_array, check_choice, check_positive
 from .readout import LOSSES
 
 __all__ = [
-    "Task", "coin", "coin_probability", "coin_plateaus", "copy", "adding", "adding_baseline", "sines",
-    "flip_flop", "parity", "sequential_mnist", "accuracy",
+    "Task", "coin", "coin_probability", "coin_plateaus", "copy", "adding", "adding_baseline",
+    "sines", "flip_flop", "parity", "sequential_mnist", "accuracy",
 ]
 
 
@@ -85,8 +85,9 @@ class Task:
         return self.targets.shape[2]
 
     def __repr__(self):
-        return (f"Task({self.name!r}, T={self.T}, B={self.B}, n_in={self.n_in}, n_out={self.n_out}, "
-                f"loss={self.loss!r}, masked-in steps={int(np.count_nonzero(self.mask))})")
+        return (f"Task({self.name!r}, T={self.T}, B={self.B}, n_in={self.n_in}, "
+                f"n_out={self.n_out}, loss={self.loss!r}, "
+                f"masked-in steps={int(np.count_nonzero(self.mask))})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +105,8 @@ def _int_at_least(value, name, low, why=""):
 def _float_dtype(dtype):
     dt = np.dtype(dtype)
     if dt.kind != "f":
-        raise ValueError(f"dtype: expected a floating-point dtype such as np.float64, got {dt.name}")
+        raise ValueError(f"dtype: expected a floating-point dtype such as np.float64, "
+                         f"got {dt.name}")
     return dt
 
 
@@ -202,7 +204,8 @@ def coin(T: int, batch: int = 1, t1: int = 5, t2: int = 9, seed: int = 0,
     ValueError
         Naming the argument that is out of range.
     """
-    T, batch = check_positive(T, "T", integer=True), check_positive(batch, "batch", integer=True)
+    T = check_positive(T, "T", integer=True)
+    batch = check_positive(batch, "batch", integer=True)
     _check_lags(t1, t2, T)
     rng = np.random.default_rng(seed)
     xs = rng.integers(0, 2, size=(T, batch, 1)).astype(np.float64)
@@ -240,7 +243,8 @@ def coin_plateaus(t1: int = 5, t2: int = 9) -> dict[str, float]:
         Naming ``t1`` or ``t2`` when it is out of range.
     """
     _check_lags(t1, t2)
-    cases = [(a, b) for a in (0, 1) for b in (0, 1)]  # (x_{t-t1}, x_{t-t2}), each with probability 1/4
+    # (x_{t-t1}, x_{t-t2}), each with probability 1/4
+    cases = [(a, b) for a in (0, 1) for b in (0, 1)]
 
     def entropy(q):
         return -sum(v * math.log(v) for v in (q, 1 - q) if v > 0)
@@ -251,7 +255,8 @@ def coin_plateaus(t1: int = 5, t2: int = 9) -> dict[str, float]:
             groups.setdefault(remembered(case), []).append(_coin_p(*case))
         return sum(len(ps) / len(cases) * entropy(sum(ps) / len(ps)) for ps in groups.values())
 
-    return {"none": plateau(lambda c: ()), "t1": plateau(lambda c: c[0]), "both": plateau(lambda c: c)}
+    return {"none": plateau(lambda c: ()), "t1": plateau(lambda c: c[0]),
+            "both": plateau(lambda c: c)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +308,8 @@ def copy(delay: int, length: int = 1, n_symbols: int = 8, batch: int = 1, seed: 
     n_symbols = check_positive(n_symbols, "n_symbols", integer=True)
     batch = check_positive(batch, "batch", integer=True)
     rng = np.random.default_rng(seed)
-    symbols = _one_hot(rng.integers(0, n_symbols, size=(length, batch)), n_symbols)  # (length, B, n_symbols)
+    # symbols (length, B, n_symbols): a random one-hot symbol per position and sequence.
+    symbols = _one_hot(rng.integers(0, n_symbols, size=(length, batch)), n_symbols)
     cue = length + delay
     xs = np.zeros((cue + length, batch, n_symbols + 1))
     xs[:length, :, :n_symbols] = symbols
@@ -409,14 +415,16 @@ def flip_flop(T: int, n_bits: int = 3, batch: int = 1, p: float = 0.05, seed: in
     ValueError
         Naming the argument that is out of range.
     """
-    T, batch = check_positive(T, "T", integer=True), check_positive(batch, "batch", integer=True)
+    T = check_positive(T, "T", integer=True)
+    batch = check_positive(batch, "batch", integer=True)
     n_bits = check_positive(n_bits, "n_bits", integer=True)
     if check_positive(p, "p") > 1:
         raise ValueError(f"p: expected a probability in (0, 1], got {p!r}")
     rng = np.random.default_rng(seed)
     pulse = rng.random((T, batch, n_bits)) < p
     xs = np.where(pulse, 2.0 * rng.integers(0, 2, size=(T, batch, n_bits)) - 1.0, 0.0)
-    # Index of the last pulse so far on each channel (-1: none yet), carried forward by a running max.
+    # Index of the last pulse so far on each channel (-1: none yet), carried forward by a
+    # running max.
     last = np.maximum.accumulate(np.where(pulse, np.arange(T)[:, None, None], -1), axis=0)
     targets = np.where(last >= 0, np.take_along_axis(xs, np.maximum(last, 0), axis=0), 0.0)
     return _task(xs, targets, (last >= 0).all(axis=-1), "mse", "flip_flop", dtype)
@@ -452,12 +460,14 @@ def parity(T: int, window: int = 2, batch: int = 1, seed: int = 0,
     ValueError
         Naming the argument that is out of range.
     """
-    T, batch = check_positive(T, "T", integer=True), check_positive(batch, "batch", integer=True)
+    T = check_positive(T, "T", integer=True)
+    batch = check_positive(batch, "batch", integer=True)
     window = check_positive(window, "window", integer=True)
     _int_at_least(T, "T", window, f" (T >= window = {window})")
     rng = np.random.default_rng(seed)
     bits = rng.integers(0, 2, size=(T, batch))
-    odd = np.lib.stride_tricks.sliding_window_view(bits, window, axis=0).sum(axis=-1) % 2  # (T-window+1, B)
+    # odd (T-window+1, B) is 1 where a window of bits holds an odd number of ones.
+    odd = np.lib.stride_tricks.sliding_window_view(bits, window, axis=0).sum(axis=-1) % 2
     targets = np.zeros((T, batch, 2))
     targets[window - 1:] = _one_hot(odd, 2)
     mask = np.zeros((T, batch))
@@ -511,24 +521,28 @@ def sines(T: int, batch: int = 1, n_sines: int = 3, periods: list[int] | None = 
     ValueError
         Naming the argument that is out of range.
     """
-    T, batch = check_positive(T, "T", integer=True), check_positive(batch, "batch", integer=True)
+    T = check_positive(T, "T", integer=True)
+    batch = check_positive(batch, "batch", integer=True)
     n_sines = check_positive(n_sines, "n_sines", integer=True)
     if periods is None:
         periods = [25 * 2**k for k in range(n_sines)]
     periods = list(periods)
     if len(periods) != n_sines:
-        raise ValueError(f"periods: expected {n_sines} periods (n_sines={n_sines}), got {len(periods)}")
+        raise ValueError(f"periods: expected {n_sines} periods (n_sines={n_sines}), "
+                         f"got {len(periods)}")
     periods = [_int_at_least(P, "periods", 2, " for each period") for P in periods]
     pattern_period = math.lcm(*periods)
     if pattern_period > MAX_PATTERN_PERIOD:
-        raise ValueError(f"periods: expected a least common multiple <= {MAX_PATTERN_PERIOD:,} steps "
-                         f"(the pattern's period), got {pattern_period:,} for {periods}")
+        raise ValueError(f"periods: expected a least common multiple <= "
+                         f"{MAX_PATTERN_PERIOD:,} steps (the pattern's period), "
+                         f"got {pattern_period:,} for {periods}")
     rng = np.random.default_rng(seed)
     amplitudes = rng.uniform(0.5, 1.5, size=n_sines)
     phases = rng.uniform(0.0, 2 * np.pi, size=n_sines)
 
     def pattern(t):  # (n,) -> (n,)
-        return (amplitudes * np.sin(2 * np.pi * t[:, None] / np.asarray(periods) + phases)).sum(axis=1)
+        angles = 2 * np.pi * t[:, None] / np.asarray(periods) + phases  # (n, n_sines)
+        return (amplitudes * np.sin(angles)).sum(axis=1)
 
     y = pattern(np.arange(T)) / np.abs(pattern(np.arange(pattern_period))).max()
     xs = np.zeros((T, batch, 1))
@@ -590,13 +604,16 @@ def sequential_mnist(split: str = "test", n: int | None = None, permute: bool = 
         raise ValueError(f"permute: expected True or False, got {permute!r}")
     _float_dtype(dtype)
     mnist = load_mnist(data_dir, download=download)
-    images, labels = (mnist.x_train, mnist.y_train) if split == "train" else (mnist.x_test, mnist.y_test)
+    images, labels = ((mnist.x_train, mnist.y_train) if split == "train"
+                      else (mnist.x_test, mnist.y_test))
     if n is None:
         n = len(labels)
     elif n > len(labels):
-        raise ValueError(f"n: expected at most {len(labels):,} (the {split} examples available), got {n}")
-    # Two independent streams, so that the pixel permutation does not depend on the split or on n.
-    pixel_rng, order_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+        raise ValueError(f"n: expected at most {len(labels):,} (the {split} examples "
+                         f"available), got {n}")
+    # Two independent streams, so that the pixel permutation depends on neither the split nor n.
+    pixel_rng, order_rng = (np.random.default_rng(s)
+                            for s in np.random.SeedSequence(seed).spawn(2))
     pixels = pixel_rng.permutation(28 * 28) if permute else np.arange(28 * 28)
     order = order_rng.permutation(len(labels))[:n]
     xs = images[order][:, pixels].reshape(n, 28, 28).transpose(1, 0, 2)
@@ -604,7 +621,8 @@ def sequential_mnist(split: str = "test", n: int | None = None, permute: bool = 
     targets[-1] = _one_hot(labels[order], 10)
     mask = np.zeros((28, n))
     mask[-1] = 1.0
-    return _task(xs, targets, mask, "xent", "sequential_mnist" + ("_permuted" if permute else ""), dtype)
+    return _task(xs, targets, mask, "xent",
+                 "sequential_mnist" + ("_permuted" if permute else ""), dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -636,5 +654,6 @@ def accuracy(ys: np.ndarray, task: Task) -> float:
     ys = check_array(ys, "ys", shape=task.targets.shape)
     counted = task.mask > 0
     if not counted.any():
-        raise ValueError(f"task: expected at least one masked-in step, got a mask of zeros for {task.name!r}")
+        raise ValueError(f"task: expected at least one masked-in step, got a mask of zeros "
+                         f"for {task.name!r}")
     return float((ys.argmax(axis=-1) == task.targets.argmax(axis=-1))[counted].mean())

@@ -136,14 +136,16 @@ def train(model: Model, X: ArrayLike, y: ArrayLike, optimizer: Optimizer, epochs
     if (X_test is None) != (y_test is None):
         raise ValueError("X_test, y_test: expected both or neither, got only one")
     if X_test is not None and np.shape(y_test) != (np.shape(X_test)[0],):
-        raise ValueError(f"y_test: expected shape ({np.shape(X_test)[0]},) to match X_test, got {np.shape(y_test)}")
+        raise ValueError(f"y_test: expected shape ({np.shape(X_test)[0]},) to match X_test, "
+                         f"got {np.shape(y_test)}")
     check_positive(epochs, "epochs", integer=True)
     check_positive(batch_size, "batch_size", integer=True)
     rng = np.random.default_rng(seed)
     n = X.shape[0]
     steps = (n + batch_size - 1) // batch_size
     hist = History()
-    bar = tqdm(total=epochs * steps, desc="training", unit="batch", disable=not progress, leave=True)
+    bar = tqdm(total=epochs * steps, desc="training", unit="batch", disable=not progress,
+               leave=True)
     try:
         for epoch in range(epochs):
             order = rng.permutation(n)
@@ -169,7 +171,8 @@ def train(model: Model, X: ArrayLike, y: ArrayLike, optimizer: Optimizer, epochs
                 hist.test_acc.append(model.accuracy(X_test, y_test))
                 hist.test_loss.append(model.loss(X_test, y_test))
             bar.set_postfix(loss=f"{hist.epoch_loss[-1]:.4f}",
-                            **({"test_acc": f"{hist.test_acc[-1]:.4f}"} if hist.test_acc else {}))
+                            **({"test_acc": f"{hist.test_acc[-1]:.4f}"}
+                               if hist.test_acc else {}))
             if callback is not None:
                 callback(epoch, model, hist)
     finally:

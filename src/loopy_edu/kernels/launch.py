@@ -3,11 +3,13 @@ from numba import config
 
 from ..backend import simulated
 
-# The course's networks are small, so many launches use fewer blocks than a GPU has multiprocessors;
-# Numba's under-utilization warning would fire on nearly every cell of a chapter run on a GPU.
+# The course's networks are small, so many launches use fewer blocks than a GPU has
+# multiprocessors; Numba's under-utilization warning would fire on nearly every cell of a
+# chapter run on a GPU.
 config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
 
-# The simulator runs every thread as a Python thread, so it gets small blocks; a GPU gets full warps.
+# The simulator runs every thread as a Python thread, so it gets small blocks; a GPU gets full
+# warps.
 BLOCK_1D = 8 if simulated() else 256
 BLOCK_2D = (4, 4) if simulated() else (16, 16)
 
@@ -18,8 +20,8 @@ def grid_1d(n):
 
 
 def recurrence_threads(N):
-    """Threads per block for a per-sequence recurrence: whole warps covering the N units, at most a
-    full block (N larger than that is strided)."""
+    """Threads per block for a per-sequence recurrence: whole warps covering the N units, at
+    most a full block (N larger than that is strided)."""
     return min(BLOCK_1D, 32 * ((N + 31) // 32))
 
 

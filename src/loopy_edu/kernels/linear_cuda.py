@@ -1,9 +1,9 @@
 """Numba CUDA kernels for :mod:`loopy_edu.linear`: three launches per gradient-descent step.
 
-Data, parameters and the loss history stay on the device for the whole run; the host queues launches,
-reads the losses back every CHECK_EVERY steps and copies the parameters back at the end. The step
-kernel reads the loss the reduction just wrote and skips the update once it is non-finite, so a
-diverged run stops where the reference stops.
+Data, parameters and the loss history stay on the device for the whole run; the host queues
+launches, reads the losses back every CHECK_EVERY steps and copies the parameters back at the
+end. The step kernel reads the loss the reduction just wrote and skips the update once it is
+non-finite, so a diverged run stops where the reference stops.
 """
 import math
 
@@ -29,8 +29,8 @@ def _residuals(X, W, b, Y, R):
 
 @cuda.jit
 def _half_mean_square(R, losses, t):
-    # One block: each thread sums R² over a strided share of the entries, then the block adds the
-    # partial sums (BLOCK_1D is a power of two).
+    # One block: each thread sums R² over a strided share of the entries, then the block adds
+    # the partial sums (BLOCK_1D is a power of two).
     part = cuda.shared.array(BLOCK_1D, float64)
     tid = cuda.threadIdx.x
     B, n_out = R.shape
@@ -46,7 +46,8 @@ def _half_mean_square(R, losses, t):
 
 @cuda.jit
 def _step(R, X, W, b, lr, losses, t, path_W, path_b):
-    # Thread (j, k) owns W[j, k] (k < n_in) or b[j] (k = n_in) and sums its gradient over the batch.
+    # Thread (j, k) owns W[j, k] (k < n_in) or b[j] (k = n_in) and sums its gradient over the
+    # batch.
     j, k = cuda.grid(2)
     B, n_in = X.shape
     if j < W.shape[0] and k <= n_in and math.isfinite(losses[t]):
@@ -75,8 +76,8 @@ def gradient_descent(W, b, X, Y, lr, steps, path_W, path_b):
     step_grid = grid_2d(W.shape[0], W.shape[1] + 1)
     done = 0
     while done < steps:
-        # Launches queue up without waiting; reading the losses back every CHECK_EVERY steps is the
-        # only synchronisation, and lets a diverged run stop early.
+        # Launches queue up without waiting; reading the losses back every CHECK_EVERY steps is
+        # the only synchronisation, and lets a diverged run stop early.
         end = min(done + CHECK_EVERY, steps)
         for t in range(done, end):
             _residuals[res_grid](dX, dW, db, dY, R)

@@ -1,6 +1,6 @@
-"""Numba CPU kernel for :mod:`loopy_edu.linear`: the whole gradient-descent loop in one compiled call,
-so a step costs a few hundred nanoseconds on a small problem instead of the microseconds NumPy spends
-dispatching each array operation."""
+"""Numba CPU kernel for :mod:`loopy_edu.linear`: the whole gradient-descent loop in one compiled
+call, so a step costs a few hundred nanoseconds on a small problem instead of the microseconds
+NumPy spends dispatching each array operation."""
 import numpy as np
 from numba import njit
 
@@ -26,7 +26,8 @@ def _descend(W, b, X, Y, lr, steps, path_W, path_b):
                 loss += R[i, j] * R[i, j]
         losses[t] = 0.5 * loss / B
         if not np.isfinite(losses[t]):
-            return losses[:t + 1]                    # diverged: stop before updating, like the reference
+            # Diverged: stop before updating, like the reference.
+            return losses[:t + 1]
         for j in range(n_out):
             for k in range(n_in):
                 g = 0.0
@@ -44,7 +45,7 @@ def _descend(W, b, X, Y, lr, steps, path_W, path_b):
 
 
 def gradient_descent(W, b, X, Y, lr, steps, path_W, path_b):
-    """Run ``steps`` steps on C-contiguous W (n_out, n_in) and b (n_out,) in place; return the losses,
-    cut after the first non-finite one. Non-empty ``path_W`` (steps + 1, n_out, n_in) and ``path_b``
-    (steps + 1, n_out) receive the parameters visited."""
+    """Run ``steps`` steps on C-contiguous W (n_out, n_in) and b (n_out,) in place; return the
+    losses, cut after the first non-finite one. Non-empty ``path_W`` (steps + 1, n_out, n_in)
+    and ``path_b`` (steps + 1, n_out) receive the parameters visited."""
     return _descend(W, b, X, Y, lr, steps, path_W, path_b)

@@ -1,7 +1,8 @@
-"""Numba CUDA kernels for :mod:`loopy_edu.mlp`: one thread per output entry, one launch per layer.
+"""Numba CUDA kernels for :mod:`loopy_edu.mlp`: one thread per output entry, one launch per
+layer.
 
-The host functions take and return NumPy arrays so that the three backends are interchangeable; the
-weights travel to the device on each call.
+The host functions take and return NumPy arrays so that the three backends are interchangeable;
+the weights travel to the device on each call.
 """
 import math
 
@@ -30,7 +31,8 @@ def _dense(a_prev, W, b, mask, code, hidden, z):
 
 @cuda.jit
 def _softmax_xent(z, y, delta, losses):
-    # One thread per row: losses[i] = logsumexp(z_i) − z_i[y_i], δ_i = (softmax(z_i) − onehot(y_i)) / B.
+    # One thread per row: losses[i] = logsumexp(z_i) − z_i[y_i],
+    # δ_i = (softmax(z_i) − onehot(y_i)) / B.
     i = cuda.grid(1)
     if i < z.shape[0]:
         B, K = z.shape
@@ -61,7 +63,8 @@ def _mse(z, y, delta, losses):
 
 @cuda.jit
 def _weight_grads(delta, a_prev, gW, gb):
-    # Thread (j, k) sums over the batch: gW[j, k] = Σ_i δ[i, j] a_prev[i, k]; column k = n_in is the bias.
+    # Thread (j, k) sums over the batch: gW[j, k] = Σ_i δ[i, j] a_prev[i, k]; column k = n_in is
+    # the bias.
     j, k = cuda.grid(2)
     n_in = gW.shape[1]
     if j < gW.shape[0] and k <= n_in:
@@ -76,7 +79,8 @@ def _weight_grads(delta, a_prev, gW, gb):
 
 @cuda.jit
 def _backprop(delta, W, h, mask, code, delta_prev):
-    # δ_prev[i, k] = (Σ_j δ[i, j] W[j, k]) · act'(z[i, k]) (· mask), with act' taken from the output h.
+    # δ_prev[i, k] = (Σ_j δ[i, j] W[j, k]) · act'(z[i, k]) (· mask), with act' taken from the
+    # output h.
     i, k = cuda.grid(2)
     if i < delta_prev.shape[0] and k < delta_prev.shape[1]:
         s = 0.0
@@ -104,8 +108,10 @@ def _forward(dWs, dbs, dX, dmasks, code):
 def _to_device(weights, X, masks):
     Ws, bs = weights
     empty = cuda.to_device(np.empty((0, 0), X.dtype))
-    dmasks = [empty] * len(Ws) if masks is None else [cuda.to_device(m) for m in masks] + [empty]
-    return [cuda.to_device(W) for W in Ws], [cuda.to_device(b) for b in bs], cuda.to_device(X), dmasks
+    dmasks = ([empty] * len(Ws) if masks is None
+              else [cuda.to_device(m) for m in masks] + [empty])
+    return ([cuda.to_device(W) for W in Ws], [cuda.to_device(b) for b in bs], cuda.to_device(X),
+            dmasks)
 
 
 def logits(weights, X, code):
@@ -114,8 +120,9 @@ def logits(weights, X, code):
 
 
 def loss_and_grads(weights, X, y, masks, code, loss, feedback=None, direct=False):
-    """``feedback``, when given, is a tuple shaped like the weights whose entries 1.. replace them in
-    the δ recursion, applied to δ_L itself when ``direct`` (Chapter 8; :func:`loopy_edu.mlp.backward`)."""
+    """``feedback``, when given, is a tuple shaped like the weights whose entries 1.. replace
+    them in the δ recursion, applied to δ_L itself when ``direct`` (Chapter 8;
+    :func:`loopy_edu.mlp.feedback_backward`)."""
     dWs, dbs, dX, dmasks = _to_device(weights, np.ascontiguousarray(X), masks)
     dFs = dWs if feedback is None else [None] + [cuda.to_device(F) for F in feedback[1:]]
     a = _forward(dWs, dbs, dX, dmasks, code)

@@ -1,5 +1,6 @@
-"""Numba CPU kernels for :mod:`loopy_edu.mlp`: the same forward and backward pass, fused into one
-compiled call so that a small batch pays no Python overhead per layer. Matrix products go to BLAS."""
+"""Numba CPU kernels for :mod:`loopy_edu.mlp`: the same forward and backward pass, fused into
+one compiled call so that a small batch pays no Python overhead per layer. Matrix products go to
+BLAS."""
 import math
 
 import numpy as np
@@ -30,7 +31,8 @@ def _forward(Ws, bs, X, masks, code):
 
 @njit(cache=True)
 def _xent_head(z, y):
-    # Mean softmax cross-entropy of logits z (B, K) and labels y (B,); δ = (softmax(z) − onehot(y)) / B.
+    # Mean softmax cross-entropy of logits z (B, K) and labels y (B,);
+    # δ = (softmax(z) − onehot(y)) / B.
     B, K = z.shape
     delta = np.empty_like(z)
     loss = 0.0
@@ -59,8 +61,9 @@ def _mse_head(z, y):
 
 @njit(cache=True)
 def _backward(Fs, a, delta, masks, code, direct):
-    # Fs holds the matrices the δ recursion multiplies by: the weights for backprop, fixed feedback for
-    # (direct) feedback alignment, which applies them to δ_L instead of the δ just above (Chapter 8).
+    # Fs holds the matrices the δ recursion multiplies by: the weights for backprop, fixed
+    # feedback for (direct) feedback alignment, which applies them to δ_L instead of the δ just
+    # above (Chapter 8).
     L = len(Fs)
     top = delta
     gWs = [np.dot(delta.T, a[L - 1])]
@@ -85,9 +88,9 @@ def _backward(Fs, a, delta, masks, code, direct):
     return gWs, gbs
 
 
-# One compiled driver per loss, rather than three calls from Python, so that the list of activations
-# never crosses into Python (boxing it costs more than a batch-1 step); Numba would type-check both
-# heads against one label type if a single driver branched on the loss.
+# One compiled driver per loss, rather than three calls from Python, so that the list of
+# activations never crosses into Python (boxing it costs more than a batch-1 step); Numba would
+# type-check both heads against one label type if a single driver branched on the loss.
 @njit(cache=True)
 def _xent_loss_and_grads(Ws, bs, X, y, masks, code, Fs, direct):
     a = _forward(Ws, bs, X, masks, code)
@@ -105,8 +108,8 @@ def _mse_loss_and_grads(Ws, bs, X, y, masks, code, Fs, direct):
 
 
 def _masks(masks, Ws, dtype):
-    # Numba needs one array type per tuple, so "no mask" is an empty (0, 0) array; one slot per layer
-    # keeps the tuple non-empty for networks without hidden layers.
+    # Numba needs one array type per tuple, so "no mask" is an empty (0, 0) array; one slot per
+    # layer keeps the tuple non-empty for networks without hidden layers.
     empty = np.empty((0, 0), dtype)
     if masks is None:
         return (empty,) * len(Ws)
@@ -119,9 +122,11 @@ def logits(weights, X, code):
 
 
 def loss_and_grads(weights, X, y, masks, code, loss, feedback=None, direct=False):
-    """``feedback``, when given, is a tuple shaped like the weights whose entries 1.. replace them in
-    the δ recursion (entry 0 is unused); see :func:`loopy_edu.mlp.backward`."""
+    """``feedback``, when given, is a tuple shaped like the weights whose entries 1.. replace
+    them in the δ recursion (entry 0 is unused); see
+    :func:`loopy_edu.mlp.feedback_backward`."""
     Ws, bs = weights
     fused = _xent_loss_and_grads if loss == "xent" else _mse_loss_and_grads
-    return fused(Ws, bs, np.ascontiguousarray(X), np.ascontiguousarray(y), _masks(masks, Ws, X.dtype), code,
-                 Ws if feedback is None else feedback, bool(direct))
+    return fused(Ws, bs, np.ascontiguousarray(X), np.ascontiguousarray(y),
+                 _masks(masks, Ws, X.dtype), code, Ws if feedback is None else feedback,
+                 bool(direct))

@@ -1,4 +1,5 @@
-"""Numba CUDA kernels for :mod:`loopy_edu.optim`: one thread per parameter entry, one launch per array."""
+"""Numba CUDA kernels for :mod:`loopy_edu.optim`: one thread per parameter entry, one launch per
+array."""
 import math
 
 from numba import cuda
@@ -35,7 +36,8 @@ def step(rule, ps, gs, states, hyper):
     if rule == "momentum":
         hyper = (hyper[0], hyper[1], hyper[2] != 0)
     for k, p in enumerate(ps):
-        arrays = [cuda.to_device(p), cuda.to_device(gs[k])] + [cuda.to_device(s[k]) for s in states]
+        arrays = ([cuda.to_device(p), cuda.to_device(gs[k])]
+                  + [cuda.to_device(s[k]) for s in states])
         blocks, threads = grid_1d(p.size)
         kernel[blocks, threads](*arrays, *hyper)
         # Host arrays are the source of truth, so results (parameter and state) are copied back.

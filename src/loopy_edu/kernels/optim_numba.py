@@ -1,4 +1,5 @@
-"""Numba CPU kernels for :mod:`loopy_edu.optim`: one compiled call updates every parameter, fused."""
+"""Numba CPU kernels for :mod:`loopy_edu.optim`: one compiled call updates every parameter,
+fused."""
 import math
 
 from numba import njit

@@ -1,8 +1,9 @@
 """Numba CUDA kernel for :mod:`loopy_edu.perceptron`.
 
-Rosenblatt's rule is sequential over samples: each decision needs the weights left by the previous
-update. So a single block runs the whole loop; its threads split the feature dimension, add their
-partial dot products in shared memory (a tree reduction), and meet at a barrier between samples.
+Rosenblatt's rule is sequential over samples: each decision needs the weights left by the
+previous update. So a single block runs the whole loop; its threads split the feature dimension,
+add their partial dot products in shared memory (a tree reduction), and meet at a barrier
+between samples.
 """
 import numpy as np
 from numba import cuda, float64
@@ -36,7 +37,8 @@ def _epochs(w, b, X, y, orders, updated, ran):
                     b[0] += y[i]
                     updated[e, k] = 1
                 mistakes += 1
-            cuda.syncthreads()                 # all have read the score before the next sample writes partial
+            # All have read the score before the next sample writes partial.
+            cuda.syncthreads()
         if mistakes == 0:
             n_run = e + 1
             break
@@ -45,13 +47,15 @@ def _epochs(w, b, X, y, orders, updated, ran):
 
 
 def rosenblatt_epochs(w, b, X, y, orders, updated):
-    """Same contract as :func:`loopy_edu.perceptron.rosenblatt_epochs` (w, b and updated are written back)."""
+    """Same contract as :func:`loopy_edu.perceptron.rosenblatt_epochs` (w, b and updated are
+    written back)."""
     threads = 1
     while threads < min(X.shape[1], BLOCK_1D):
         threads *= 2
     dw, db, dupdated = cuda.to_device(w), cuda.to_device(b), cuda.to_device(updated)
     ran = cuda.device_array(1, dtype=np.int64)
-    _epochs[1, threads](dw, db, cuda.to_device(X), cuda.to_device(y), cuda.to_device(orders), dupdated, ran)
+    _epochs[1, threads](dw, db, cuda.to_device(X), cuda.to_device(y), cuda.to_device(orders),
+                        dupdated, ran)
     w[:] = dw.copy_to_host()
     b[:] = db.copy_to_host()
     updated[:] = dupdated.copy_to_host()

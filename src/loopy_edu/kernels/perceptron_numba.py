@@ -1,5 +1,5 @@
-"""Numba CPU kernel for :mod:`loopy_edu.perceptron`: Rosenblatt's rule with the whole loop over epochs
-and samples compiled, so each visit costs a dot product and nothing more."""
+"""Numba CPU kernel for :mod:`loopy_edu.perceptron`: Rosenblatt's rule with the whole loop over
+epochs and samples compiled, so each visit costs a dot product and nothing more."""
 from numba import njit
 
 

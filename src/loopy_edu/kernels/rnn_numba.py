@@ -1,8 +1,8 @@
 """Numba CPU kernels for :mod:`loopy_edu.rnn` and :mod:`loopy_edu.bptt`.
 
-Only the recurrence is sequential: each step is one BLAS product with W_rec plus element-wise loops.
-Everything that sums over all steps at once (the input drive, the readout, the weight gradients) is a
-single BLAS product over the flattened (T·B) axis.
+Only the recurrence is sequential: each step is one BLAS product with W_rec plus element-wise
+loops. Everything that sums over all steps at once (the input drive, the readout, the weight
+gradients) is a single BLAS product over the flattened (T·B) axis.
 """
 import numpy as np
 from numba import njit
@@ -14,7 +14,8 @@ from .readout_numba import readout, sequence_loss
 
 @njit(cache=True)
 def _matmul_t(A, B):
-    """Aᵀ B for 3-D arrays whose first two axes are flattened: A (T, B, m), B (T, B, n) → (m, n)."""
+    """Aᵀ B for 3-D arrays whose first two axes are flattened: A (T, B, m), B (T, B, n)
+    → (m, n)."""
     return np.dot(A.reshape(-1, A.shape[-1]).T, B.reshape(-1, B.shape[-1]))
 
 
@@ -41,7 +42,8 @@ def forward(W_in, W_rec, b_rec, xs, alpha, code):
 
 @njit(cache=True)
 def backward(W_rec, hs, acts, dhs, alpha, code, k):
-    """∂L/∂u_t (T, B, N) by the backward recursion; windows of k steps when k > 0 (truncated BPTT)."""
+    """∂L/∂u_t (T, B, N) by the backward recursion; windows of k steps when k > 0 (truncated
+    BPTT)."""
     T, B, N = hs.shape
     dus = np.empty_like(hs)
     dh = np.zeros((B, N), dtype=hs.dtype)                 # ∂L/∂h_t through the future
@@ -62,8 +64,10 @@ def backward(W_rec, hs, acts, dhs, alpha, code, k):
 
 
 @njit(cache=True)
-def loss_and_grads(W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, alpha, code, loss_code, k):
-    """Forward, loss and BPTT in one call; returns the loss and the gradients in params order."""
+def loss_and_grads(W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, alpha, code, loss_code,
+                   k):
+    """Forward, loss and BPTT in one call; returns the loss and the gradients in params
+    order."""
     T, B, _ = xs.shape
     N = W_rec.shape[0]
     hs, acts = forward(W_in, W_rec, b_rec, xs, alpha, code)

@@ -1,10 +1,11 @@
 """Numba CUDA kernels for :mod:`loopy_edu.rtrl` (Chapter 6).
 
-The states, the loss and ∂L_t/∂h_t do not depend on the influence, so they come first, for all steps
-at once, from :func:`loopy_edu.kernels.rnn_cuda.forward_loss`. What is left is RTRL's own
-recursion, two launches per step: one advances the influence J (one thread per entry; each sums over
-N units, the N⁴ term), the other adds ∂L_t/∂θ = Σ_k (∂L_t/∂h_t[k]) J_t[k] into per-stream sums. J
-stays on the device for the whole sequence, stored as (B·N, N·M) with row b·N + k for ∂h[b, k]/∂θ.
+The states, the loss and ∂L_t/∂h_t do not depend on the influence, so they come first, for all
+steps at once, from :func:`loopy_edu.kernels.rnn_cuda.forward_loss`. What is left is RTRL's own
+recursion, two launches per step: one advances the influence J (one thread per entry; each sums
+over N units, the N⁴ term), the other adds ∂L_t/∂θ = Σ_k (∂L_t/∂h_t[k]) J_t[k] into per-stream
+sums. J stays on the device for the whole sequence, stored as (B·N, N·M) with row b·N + k for
+∂h[b, k]/∂θ.
 """
 import numpy as np
 from numba import cuda
@@ -17,7 +18,8 @@ from .scalar_cuda import act_grad as _act_grad
 @cuda.jit
 def _influence_step(W_rec, acts, hs, x1, t, alpha, code, J, J_next):
     # Step t, thread (b, k, c): J_next[b, k, c] = (1 − α) J[b, k, c]
-    #               + α act'(u_t[b, k]) (Σ_l W_rec[k, l] J[b, l, c] + [c // M = k] z_t[b, c % M]),
+    #               + α act'(u_t[b, k]) (Σ_l W_rec[k, l] J[b, l, c]
+    #                                    + [c // M = k] z_t[b, c % M]),
     # z_t = [h_{t-1}, x_t, 1] from the rows t·B + b of hs and of x1 = [xs, 1] (T·B, n_in + 1).
     # c is fastest, so a warp reads neighbouring words of J. The sum starts from its first term,
     # not from 0.0, to stay in the arrays' precision.
@@ -40,8 +42,9 @@ def _influence_step(W_rec, acts, hs, x1, t, alpha, code, J, J_next):
 
 @cuda.jit
 def _add_gradient(dhs, t, J, G):
-    # G[b, c] += Σ_k dh[b, k] J[b·N + k, c] with dh = ∂L_t/∂h_t, the rows t·B + b of dhs. Each stream
-    # keeps its own row of G, so no two threads add into one entry; the streams are summed at the end.
+    # G[b, c] += Σ_k dh[b, k] J[b·N + k, c] with dh = ∂L_t/∂h_t, the rows t·B + b of dhs. Each
+    # stream keeps its own row of G, so no two threads add into one entry; the streams are
+    # summed at the end.
     e = cuda.grid(1)
     B, NM = G.shape
     N = dhs.shape[1]
@@ -69,14 +72,15 @@ def _zeros(shape, dtype):
 
 def _run(W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, alpha, code, loss_code, h0, J0):
     # RTRL over xs (T, B, n_in) from the state h0 (B, N) (host) and the influence J0 (B·N, N·M)
-    # (host, or None for zeros). Returns the loss, the gradients in params order, and on the device
-    # hs ((T+1)·B, N) and J_T.
+    # (host, or None for zeros). Returns the loss, the gradients in params order, and on the
+    # device hs ((T+1)·B, N) and J_T.
     T, B, n_in = xs.shape
     N = W_rec.shape[0]
     M = N + n_in + 1
     value, readout_grads, _, hs, acts, dhs = rnn_cuda.forward_loss(
         W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, alpha, code, loss_code, h0)
-    x1 = cuda.to_device(np.concatenate([xs.reshape(T * B, n_in), np.ones((T * B, 1), xs.dtype)], axis=1))
+    x1 = cuda.to_device(np.concatenate([xs.reshape(T * B, n_in), np.ones((T * B, 1), xs.dtype)],
+                                       axis=1))
     dW_rec = cuda.to_device(W_rec)
     J = _zeros((B * N, N * M), xs.dtype) if J0 is None else cuda.to_device(J0)
     J_next = cuda.device_array_like(J)
@@ -92,16 +96,19 @@ def _run(W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, alpha, code, loss_
 def rtrl(W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, alpha, code, loss_code):
     """The sequence's loss and gradient (params order) by RTRL, from h_0 = 0 and J_0 = 0."""
     h0 = np.zeros((xs.shape[1], W_rec.shape[0]), dtype=xs.dtype)
-    value, grads, _, _ = _run(W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, alpha, code, loss_code,
-                              h0, None)
+    value, grads, _, _ = _run(W_in, W_rec, b_rec, W_out, b_out, xs, targets, mask, alpha, code,
+                              loss_code, h0, None)
     return value, grads
 
 
-def online_step(W_in, W_rec, b_rec, W_out, b_out, h, J, x, target, mask, alpha, code, loss_code):
-    """One online step: advance h (B, N) and J (B, N, N, M) in place; return L_t and its gradient."""
+def online_step(W_in, W_rec, b_rec, W_out, b_out, h, J, x, target, mask, alpha, code,
+                loss_code):
+    """One online step: advance h (B, N) and J (B, N, N, M) in place; return L_t and its
+    gradient."""
     B, N = h.shape
-    value, grads, hs, J_next = _run(W_in, W_rec, b_rec, W_out, b_out, x[None], target[None], mask[None],
-                                    alpha, code, loss_code, h, np.ascontiguousarray(J).reshape(B * N, -1))
+    value, grads, hs, J_next = _run(W_in, W_rec, b_rec, W_out, b_out, x[None], target[None],
+                                    mask[None], alpha, code, loss_code, h,
+                                    np.ascontiguousarray(J).reshape(B * N, -1))
     h[...] = hs[B:].copy_to_host()
     J[...] = J_next.copy_to_host().reshape(J.shape)
     return value, grads

@@ -1,7 +1,7 @@
 """Scalar activations and their derivatives, selected by the integer codes of
-:data:`loopy_edu.activations.CODES` (0 sigmoid, 1 tanh, 2 relu), and the loss of one output row, for
-compiled kernels. Plain Python functions, so the Numba CPU kernels (via ``njit``) and the CUDA kernels
-(via ``cuda.jit(device=True)``) compile the same source."""
+:data:`loopy_edu.activations.CODES` (0 sigmoid, 1 tanh, 2 relu), and the loss of one output row,
+for compiled kernels. Plain Python functions, so the Numba CPU kernels (via ``njit``) and the
+CUDA kernels (via ``cuda.jit(device=True)``) compile the same source."""
 import math
 
 
@@ -12,8 +12,9 @@ def act(z, code):
         s = 1.0 / (1.0 + e)
         return s if z >= 0 else e * s
     if code == 1:
-        # tanh through one exp: in compiled loops about three times faster than math.tanh, with an
-        # absolute error below 2.3e-16 (the relative error grows only where tanh(z) ≈ z is tiny).
+        # tanh through one exp: in compiled loops about three times faster than math.tanh, with
+        # an absolute error below 2.3e-16 (the relative error grows only where tanh(z) ≈ z is
+        # tiny).
         e = math.exp(-2.0 * abs(z))
         r = (1.0 - e) / (1.0 + e)
         return r if z >= 0 else -r
@@ -30,8 +31,8 @@ def act_grad(a, code):
 
 
 def row_loss(y, target, m, B, loss_code, dy):
-    """The masked loss of one output row y (K,) of a batch of B sequences, writing ∂L/∂y into dy (K,);
-    loss_code 0 is ½‖y − target‖², 1 the cross-entropy of softmax(y) (readout.LOSSES)."""
+    """The masked loss of one output row y (K,) of a batch of B sequences, writing ∂L/∂y into dy
+    (K,); loss_code 0 is ½‖y − target‖², 1 the cross-entropy of softmax(y) (readout.LOSSES)."""
     K = y.shape[0]
     total = 0.0
     if loss_code == 0:
@@ -46,7 +47,8 @@ def row_loss(y, target, m, B, loss_code, dy):
     s = 0.0
     for k in range(K):
         s += math.exp(y[k] - mx)
-    log_z = mx + math.log(s)               # log Σ exp(y), shifted by the max so that nothing overflows
+    # log Σ exp(y), shifted by the max so that nothing overflows.
+    log_z = mx + math.log(s)
     for k in range(K):
         total -= m * target[k] * (y[k] - log_z)
         dy[k] = m * (math.exp(y[k] - log_z) - target[k]) / B

@@ -1,5 +1,5 @@
-"""The scalar functions of :mod:`loopy_edu.kernels.scalar` compiled as CUDA device functions, once, for
-every CUDA kernel module to import."""
+"""The scalar functions of :mod:`loopy_edu.kernels.scalar` compiled as CUDA device functions,
+once, for every CUDA kernel module to import."""
 from numba import cuda
 
 from . import scalar

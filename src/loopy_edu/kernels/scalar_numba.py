@@ -1,5 +1,5 @@
-"""The scalar functions of :mod:`loopy_edu.kernels.scalar` compiled for the Numba CPU kernels, once,
-for every kernel module to import; inlined, since they sit in the innermost loops."""
+"""The scalar functions of :mod:`loopy_edu.kernels.scalar` compiled for the Numba CPU kernels,
+once, for every kernel module to import; inlined, since they sit in the innermost loops."""
 from numba import njit
 
 from . import scalar

@@ -1,8 +1,9 @@
-"""Numba CUDA kernel for :mod:`loopy_edu.synapses` (Chapter 10): one thread per synapse, all steps in
-one launch.
+"""Numba CUDA kernel for :mod:`loopy_edu.synapses` (Chapter 10): one thread per synapse, all
+steps in one launch.
 
-Thread i walks its own chain u[:, i] through every step. Neighbouring threads touch neighbouring words
-of each row u[k], so the reads and writes coalesce, and the chain stays in L1/L2 between steps.
+Thread i walks its own chain u[:, i] through every step. Neighbouring threads touch neighbouring
+words of each row u[k], so the reads and writes coalesce, and the chain stays in L1/L2 between
+steps.
 """
 from numba import cuda
 
@@ -30,5 +31,6 @@ def advance(u, dt_over_C, g, steps, dws):
     """Same contract as :func:`loopy_edu.synapses.advance_numpy`: u (m, n) updated in place."""
     d_u = cuda.to_device(u)
     blocks, threads = grid_1d(u.shape[1])
-    _advance[blocks, threads](d_u, cuda.to_device(dt_over_C), cuda.to_device(g), steps, cuda.to_device(dws))
-    d_u.copy_to_host(u)                                   # the host array is the source of truth
+    _advance[blocks, threads](d_u, cuda.to_device(dt_over_C), cuda.to_device(g), steps,
+                              cuda.to_device(dws))
+    d_u.copy_to_host(u)                               # the host array is the source of truth

@@ -1,10 +1,10 @@
-"""Numba CPU kernel for :mod:`loopy_edu.synapses` (Chapter 10): blocks of synapses run all their steps
-at once.
+"""Numba CPU kernel for :mod:`loopy_edu.synapses` (Chapter 10): blocks of synapses run all their
+steps at once.
 
-The chains do not interact, so a block of synapses is copied into a small buffer that stays in L1
-cache, advanced through every step, and written back. Within a step the innermost loop runs across
-the block's synapses, not along a chain: those updates are independent, so the compiler can use SIMD
-lanes and need not wait for one step's result before starting the next synapse's.
+The chains do not interact, so a block of synapses is copied into a small buffer that stays in
+L1 cache, advanced through every step, and written back. Within a step the innermost loop runs
+across the block's synapses, not along a chain: those updates are independent, so the compiler
+can use SIMD lanes and need not wait for one step's result before starting the next synapse's.
 """
 import numpy as np
 from numba import njit

@@ -156,6 +156,17 @@ def test_binder_has_what_the_labs_import():
             assert not missing, f"{lab.name} imports {missing}, which binder/ does not install"
 
 
+def test_labs_extra_has_what_the_labs_import():
+    """The setup cell installs loopy_edu[labs] in Colab: that extra must cover the labs' imports."""
+    available = {_name(r) for r in PROJECT["optional-dependencies"]["labs"]}
+    available |= {_name(r) for r in PROJECT["dependencies"]} | {_name(m) for m in KERNEL_PROVIDES}
+    for lab in LABS:
+        assert "loopy_edu[labs] @ git+" in "".join(_code_cells(lab)[0]), lab.name
+        for cell in _code_cells(lab):
+            missing = {m for m in _third_party_imports(_python(cell)) if _name(m) not in available}
+            assert not missing, f"{lab.name} imports {missing}, which loopy_edu[labs] lacks"
+
+
 def test_binder_python_is_one_the_package_supports():
     version = (ROOT / "binder" / "runtime.txt").read_text().strip()
     minor = int(re.fullmatch(r"python-3\.(\d+)", version).group(1))

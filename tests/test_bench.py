@@ -1,8 +1,11 @@
 """The benchmark runs end to end and reports every backend and the ratios (speed itself is not tested)."""
+import re
+
 import numpy as np
 import pytest
 
-from loopy_edu.bench import bench_local, bench_mlp, bench_rnn, main, step_costs
+from loopy_edu.bench import (bench_local, bench_mlp, bench_rnn, main, online_overhead,
+                             step_costs)
 
 
 def test_bench_mlp_table():
@@ -20,13 +23,27 @@ def test_cli_rejects_unknown(capsys):
 
 
 def test_bench_rnn_tables():
-    out = bench_rnn(seconds=0.005, T=5, N=4, batches=(1, 2), rtrl_sizes=(2, 4), lstm_H=3, lstm_T=4)
+    out = bench_rnn(seconds=0.005, T=5, N=4, batches=(1, 2), rtrl_sizes=(2, 4), lstm_H=3, lstm_T=4,
+                    online_N=3)
     blocks = [b for b in out.split("\n\n") if "on the GPU" not in b.splitlines()[0]]   # CPU tables
     assert blocks[0].startswith("BPTT") and blocks[1].startswith("LSTM") and blocks[2].startswith("RTRL")
     for block in blocks[:2]:
         assert [line.split()[0] for line in block.splitlines()[3:]] == ["1", "2"]
     assert [line.split()[0] for line in blocks[2].splitlines()[3:5]] == ["2", "4"]
     assert "log-log slopes" in blocks[2]
+    assert blocks[2].splitlines()[1].split()[-1] == "peak"                  # the share of peak
+    assert blocks[3].startswith("Online learning at N=3") and len(blocks[3].splitlines()) == 1
+    # Each learner's overhead is its time per step minus its kernel's, as printed beside it.
+    found = re.findall(r"(RTRL|RFLO) (-?[\d.]+) us \(([\d.]+) - ([\d.]+)\)", blocks[3])
+    assert [name for name, *_ in found] == ["RTRL", "RFLO"]
+    for _, diff, run, bare in found:
+        assert float(diff) == pytest.approx(float(run) - float(bare), abs=0.011)
+
+
+def test_online_overhead_times_both_learners_and_their_kernels():
+    cost = online_overhead(N=3, T=4, seconds=0.01)
+    assert sorted(cost) == ["rflo", "rtrl"]
+    assert all(np.isfinite(t) and t > 0 for pair in cost.values() for t in pair)
 
 
 def test_step_costs_fit_the_slopes():

@@ -134,3 +134,39 @@ def test_state_that_does_not_fit_is_refused_before_any_write(rule, backend):
             for s, s0 in zip(opt.state[k], state[k]):
                 np.testing.assert_array_equal(s, s0)
     assert opt.t == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_bound_update_is_step(name, backend):
+    """bind() checks once and returns an update without checks (for the online learners); with
+    the bound gradient arrays refilled in place it moves params exactly as step() does."""
+    rng = np.random.default_rng(2)
+    bound = _params(rng)
+    stepped = {k: v.copy() for k, v in bound.items()}
+    grads = {k: np.zeros_like(v) for k, v in bound.items()}
+    opt, ref = (make_optimizer(name, lr=0.05, backend=backend) for _ in range(2))
+    update = opt.bind(bound, grads)
+    for t in range(3):
+        g = {k: np.sin(v * (t + 1)) for k, v in stepped.items()}
+        for k in grads:
+            grads[k][...] = g[k]
+        update()
+        ref.step(stepped, g)
+    assert opt.t == ref.t == 3
+    for k in bound:
+        np.testing.assert_array_equal(bound[k], stepped[k])
+
+
+@pytest.mark.parametrize("backend", ["numba", "cuda"])
+def test_bind_refuses_gradients_it_cannot_read_in_place(backend):
+    """A bound update reads the gradient arrays in place, so on the fused backends they must be
+    C-contiguous and of the parameter's dtype; step() copies such gradients instead."""
+    p = {"W": np.zeros((2, 3))}
+    opt = Momentum(0.1, backend=backend)
+    for g in (np.zeros((3, 2)).T, np.zeros((2, 3), np.float32)):
+        with pytest.raises(ValueError, match=r"grads\['W'\]: expected a C-contiguous float64"):
+            opt.bind(p, {"W": g})
+    assert opt.state == {} and opt.t == 0
+    opt.step(p, {"W": np.ones((3, 2)).T})
+    np.testing.assert_allclose(p["W"], -0.1 * np.ones((2, 3)))

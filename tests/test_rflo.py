@@ -189,7 +189,7 @@ def test_online_with_a_tiny_step_sums_to_the_sequence_rule():
     value, offline = rflo(model, xs, targets, B, "mse", mask, backend="numpy")
     before = {k: v.copy() for k, v in model.params.items()}
     lr = 1e-7
-    losses = OnlineRFLO(model, SGD(lr, backend="numpy"), B, batch=2).run(xs, targets, mask, progress=False)
+    losses = OnlineRFLO(model, SGD(lr, backend="numpy"), B, loss="mse", batch=2).run(xs, targets, mask, progress=False)
     assert losses.sum() == pytest.approx(value, rel=1e-5)
     for k in offline:
         assert rel_error((before[k] - model.params[k]) / lr, offline[k]) < 1e-5, k
@@ -198,8 +198,8 @@ def test_online_with_a_tiny_step_sums_to_the_sequence_rule():
 def test_online_step_matches_run_and_reset():
     model, xs, targets, mask = problem(T=3, B=2)
     B = random_feedback(model)
-    la = OnlineRFLO(_copy(model), SGD(0.1), B, batch=2).run(xs, targets, mask, progress=False)
-    learner = OnlineRFLO(_copy(model), SGD(0.1), B, batch=2)
+    la = OnlineRFLO(_copy(model), SGD(0.1), B, loss="mse", batch=2).run(xs, targets, mask, progress=False)
+    learner = OnlineRFLO(_copy(model), SGD(0.1), B, loss="mse", batch=2)
     lb = [learner.step(xs[t], targets[t], mask[t]) for t in range(3)]
     np.testing.assert_allclose(lb, la, rtol=1e-12)
     assert learner.P.shape == (2, 5, 5 + 2 + 1) and learner.P.any()
@@ -230,7 +230,7 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="B: expected finite values, got 1 NaN"):
         eprop(model, xs, targets, bad, "mse")
     with pytest.raises(ValueError, match="B: expected shape"):
-        OnlineRFLO(model, SGD(0.1), B[:2])
+        OnlineRFLO(model, SGD(0.1), B[:2], "mse")
     with pytest.raises(ValueError, match="loss: expected one of"):
         rflo(model, xs, targets, B, loss="l1")
     with pytest.raises(ValueError, match="xs: expected shape"):
@@ -245,7 +245,8 @@ def test_diverging_online_run_raises():
     task = tasks.sines(300)
     model = RNN(1, 8, 1, activation="relu", seed=0)
     with pytest.raises(FloatingPointError, match="learning rate 1000"):
-        OnlineRFLO(model, SGD(1e3), random_feedback(model)).run(task.xs, task.targets, task.mask, progress=False)
+        OnlineRFLO(model, SGD(1e3), random_feedback(model), task.loss).run(
+            task.xs, task.targets, task.mask, progress=False)
 
 
 def test_rflo_learns_a_sine_that_the_readout_alone_cannot():
@@ -269,3 +270,45 @@ def test_rflo_learns_a_sine_that_the_readout_alone_cannot():
         finals[rule] = np.mean(losses[-20:])
     assert finals["rflo"] < 0.01 * losses[0]
     assert finals["rflo"] < 0.05 * finals["readout"]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_non_finite_weights_are_refused_before_the_first_step(backend):
+    """As for online RTRL: the weights are checked once per run (and per call of step), and a
+    NaN is refused by name before anything moves."""
+    model, xs, targets, mask = problem(T=3, B=2)
+    model.params["b_rec"][0] = np.nan
+    before = {k: v.copy() for k, v in model.params.items()}
+    learner = OnlineRFLO(model, SGD(0.1), random_feedback(model), loss="mse", batch=2, backend=backend)
+    for call in (lambda: learner.run(xs, targets, mask, progress=False),
+                 lambda: learner.step(xs[0], targets[0], mask[0])):
+        with pytest.raises(ValueError, match=r"params\['b_rec'\]: expected finite values"):
+            call()
+    assert learner.steps == 0 and not learner.h.any() and not learner.P.any()
+    for k in before:
+        np.testing.assert_array_equal(model.params[k], before[k])
+
+
+def test_every_path_of_the_numba_learner_learns_the_same():
+    """The numba learner binds the optimizer to its gradient buffers once per run (fused or
+    NumPy optimizer); an optimizer of another kind, which replaces the arrays, goes through its
+    own step with the weights read at every step. All learn what the NumPy reference learns."""
+
+    class ReplacingSGD:
+        def __init__(self, lr):
+            self.lr = lr
+
+        def step(self, params, grads):
+            for k in params:
+                params[k] = params[k] - self.lr * grads[k]
+
+    model, xs, targets, mask = problem(T=4, B=2, loss="xent")
+    B = random_feedback(model)
+    ref = _copy(model)
+    OnlineRFLO(ref, SGD(0.05, backend="numpy"), B, loss="xent", batch=2, backend="numpy").run(
+        xs, targets, mask, progress=False)
+    for opt in (SGD(0.05), SGD(0.05, backend="numpy"), ReplacingSGD(0.05)):
+        m = _copy(model)
+        OnlineRFLO(m, opt, B, loss="xent", batch=2, backend="numba").run(xs, targets, mask,
+                                                                         progress=False)
+        assert all(rel_error(m.params[k], ref.params[k]) < 1e-12 for k in ref.params)

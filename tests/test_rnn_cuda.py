@@ -89,7 +89,7 @@ def test_online_rtrl_matches_numpy(dtype):
     runs = {}
     for backend in ("numpy", "cuda"):
         model, xs, targets, mask = problem("mse", T=3, dtype=dtype)
-        learner = OnlineRTRL(model, SGD(0.1, backend="numpy"), batch=xs.shape[1], backend=backend)
+        learner = OnlineRTRL(model, SGD(0.1, backend="numpy"), loss="mse", batch=xs.shape[1], backend=backend)
         losses = [learner.step(xs[t], targets[t], mask[t]) for t in range(len(xs))]
         runs[backend] = losses, model.params, learner.h, learner.J
     (losses, params, h, J), (ref_losses, ref_params, ref_h, ref_J) = runs["cuda"], runs["numpy"]

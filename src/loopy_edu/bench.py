@@ -1,16 +1,19 @@
 """Side-by-side benchmarks: ``python -m loopy_edu.bench {mlp,memory,rnn,local,all}``.
 
-Speed is reported as throughput measured in one run on one machine, with ratios between backends, so the
-figures compare like with like. Every CPU column uses one thread (run through ``make bench``, which sets
-``OPENBLAS_NUM_THREADS=1``; PyTorch is limited to one thread here). Correctness is the tests' job;
-nothing here asserts.
+Speed is reported as throughput measured in one run on one machine, with ratios between
+backends, so the figures compare like with like. Every CPU column uses one thread (run through
+``make bench``, which sets ``OPENBLAS_NUM_THREADS=1``; PyTorch is limited to one thread here).
+Correctness is the tests' job; nothing here asserts.
 """
+from __future__ import annotations
+
 import argparse
 import resource
 import sys
 import time
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .backend import cuda_available, simulated
 
@@ -84,8 +87,25 @@ def _table(header, rows):
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
-def bench_mlp(seconds=1.0, dtype=np.float64, batches=(1, 32, 256)):
-    """Training throughput (samples/s: forward, backward, SGD step) of the seed network per backend."""
+def bench_mlp(seconds: float = 1.0, dtype: DTypeLike = np.float64,
+              batches: tuple[int, ...] = (1, 32, 256)) -> str:
+    """Training throughput (samples/s: forward, backward, SGD step) of the seed network per
+    backend.
+
+    Parameters
+    ----------
+    seconds : float
+        Time spent measuring each cell.
+    dtype : dtype
+        ``np.float64`` or ``np.float32``.
+    batches : tuple of int
+        The batch sizes, one row each.
+
+    Returns
+    -------
+    str
+        A title and a table.
+    """
     have_torch = _torch() is not None
     backends = ["numpy", "numba"] + _gpu_backends()
     header = ["batch"] + backends + (["torch-cpu"] if have_torch else []) + ["numba/numpy"] \
@@ -108,11 +128,23 @@ def bench_mlp(seconds=1.0, dtype=np.float64, batches=(1, 32, 256)):
     return title + "\n" + _table(header, rows)
 
 
-def bench_memory(epochs=1, batch_size=32, **_):
+def bench_memory(epochs: int = 1, batch_size: int = 32, **_: object) -> str:
     """Peak resident memory of loading MNIST and training the seed network on it.
 
     When only the offline fallback is available, the run uses random images of full MNIST's size
     (60,000 × 784 float32) instead, so the figure still bounds what full MNIST needs.
+
+    Parameters
+    ----------
+    epochs : int
+    batch_size : int
+    **_
+        Ignored, so that every benchmark takes ``seconds`` and ``dtype``.
+
+    Returns
+    -------
+    str
+        One line.
     """
     from .data import load_mnist
     from .mlp import MLP
@@ -122,23 +154,28 @@ def bench_memory(epochs=1, batch_size=32, **_):
     if d.fallback:
         rng = np.random.default_rng(0)
         X, y = rng.random((60_000, 784), dtype=np.float32), rng.integers(0, 10, 60_000)
-        what = "random images of full MNIST's size (the real training set is not on this machine)"
+        what = ("random images of full MNIST's size (the real training set is not on this "
+                "machine)")
     else:
         X, y, what = d.x_train, d.y_train, d.source
     model = MLP(SEED_NET, seed=0)
-    train(model, X, y, SGD(0.5), epochs=epochs, batch_size=batch_size, X_test=d.x_test, y_test=d.y_test,
-          progress=False)
+    train(model, X, y, SGD(0.5), epochs=epochs, batch_size=batch_size, X_test=d.x_test,
+          y_test=d.y_test, progress=False)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    return (f"training {'-'.join(map(str, SEED_NET))} for {epochs} epoch(s) on {len(y):,} {what}: "
-            f"peak resident memory {peak_mib:,.0f} MiB")
+    return (f"training {'-'.join(map(str, SEED_NET))} for {epochs} epoch(s) on {len(y):,} "
+            f"{what}: peak resident memory {peak_mib:,.0f} MiB")
 
 
 RNN_IO = 8   # inputs and outputs of the benchmarked recurrent networks
+# Steps per timed call of RTRL: few keep the N = 128 cells quick; enough make the fixed cost
+# of a call (checks, allocating and first touching the influence's memory) small per step.
+RTRL_STEPS = 16
 
 
 def _sequence(T, B, n_in, n_out, dtype, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((T, B, n_in)).astype(dtype), rng.standard_normal((T, B, n_out)).astype(dtype))
+    return (rng.standard_normal((T, B, n_in)).astype(dtype),
+            rng.standard_normal((T, B, n_out)).astype(dtype))
 
 
 def _grad_call(model, fn, backend, xs, targets):
@@ -146,8 +183,8 @@ def _grad_call(model, fn, backend, xs, targets):
 
 
 def _torch_seq_step(torch, kind, n_hidden, xs, targets):
-    """One forward + backward of torch.nn.RNN (tanh) or torch.nn.LSTM with a linear readout and the
-    masked-MSE loss of :mod:`loopy_edu.readout` (all-ones mask)."""
+    """One forward + backward of torch.nn.RNN (tanh) or torch.nn.LSTM with a linear readout and
+    the masked-MSE loss of :mod:`loopy_edu.readout` (all-ones mask)."""
     cell = torch.nn.RNN if kind == "rnn" else torch.nn.LSTM
     tdtype = torch.float64 if xs.dtype == np.float64 else torch.float32
     net = cell(xs.shape[-1], n_hidden).to(tdtype)
@@ -162,16 +199,53 @@ def _torch_seq_step(torch, kind, n_hidden, xs, targets):
     return step
 
 
-def matmul_peak(seconds=1.0, dtype=np.float64, n=1024):
-    """GFLOP/s of an n × n matrix product through NumPy's BLAS: the machine's reference peak."""
+def matmul_peak(seconds: float = 1.0, dtype: DTypeLike = np.float64, n: int = 1024) -> float:
+    """GFLOP/s of an n × n matrix product through NumPy's BLAS: the machine's reference peak.
+
+    Parameters
+    ----------
+    seconds : float
+        Time spent measuring.
+    dtype : dtype
+    n : int
+        The matrix size.
+
+    Returns
+    -------
+    float
+    """
     a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
     return 2 * n ** 3 / _per_call(lambda: a @ a, seconds) / 1e9
 
 
-def step_costs(Ns=(8, 16, 32, 64), seconds=0.2, backend="numba", T=200, dtype=np.float64, fit_from=32):
-    """Seconds per time step of BPTT (over T steps) and of RTRL, batch 1, for each N (Chapter 6), and
-    the slopes of straight-line fits to log cost against log N over N ≥ ``fit_from`` (below it, fixed
-    per-step overheads hide the leading power; with fewer than two such N, all are fitted)."""
+def step_costs(Ns: tuple[int, ...] = (8, 16, 32, 64), seconds: float = 0.2,
+               backend: str = "numba", T: int = 200, dtype: DTypeLike = np.float64,
+               fit_from: int = 32) -> dict[str, object]:
+    """Seconds per time step of BPTT (over T steps) and of RTRL, batch 1, for each N
+    (Chapter 6), and the slopes of straight-line fits to log cost against log N over
+    N ≥ ``fit_from`` (below it, fixed per-step overheads hide the leading power; with fewer than
+    two such N, all are fitted).
+
+    Parameters
+    ----------
+    Ns : tuple of int
+        The network sizes N.
+    seconds : float
+        Time spent measuring each cell.
+    backend : str
+        ``"numpy"``, ``"numba"`` or ``"cuda"``.
+    T : int
+        Sequence length for BPTT.
+    dtype : dtype
+    fit_from : int
+        Smallest N in the fits.
+
+    Returns
+    -------
+    dict
+        ``"N"``, ``"bptt"`` and ``"rtrl"`` (arrays of shape (len(Ns),), seconds per step) and
+        ``"slope"`` (``{"bptt": float, "rtrl": float}``).
+    """
     from .bptt import bptt
     from .rnn import RNN
     from .rtrl import rtrl
@@ -179,11 +253,12 @@ def step_costs(Ns=(8, 16, 32, 64), seconds=0.2, backend="numba", T=200, dtype=np
     for N in Ns:
         model = RNN(RNN_IO, N, RNN_IO, dtype=dtype, backend=backend)
         xs, targets = _sequence(T, 1, RNN_IO, RNN_IO, dtype)
-        out["bptt"].append(_per_call(_grad_call(model, bptt, backend, xs, targets), seconds) / T)
-        # RTRL's cost per step does not depend on T: a short sequence keeps the N = 128 cell quick.
-        short = 4
-        out["rtrl"].append(_per_call(_grad_call(model, rtrl, backend, xs[:short], targets[:short]), seconds)
-                           / short)
+        out["bptt"].append(_per_call(_grad_call(model, bptt, backend, xs, targets), seconds)
+                           / T)
+        # RTRL's cost per step does not depend on T: a short sequence keeps N = 128 quick.
+        short = min(RTRL_STEPS, T)
+        out["rtrl"].append(_per_call(_grad_call(model, rtrl, backend, xs[:short],
+                                                targets[:short]), seconds) / short)
     out["bptt"], out["rtrl"] = np.array(out["bptt"]), np.array(out["rtrl"])
     out["slope"] = {k: _fit_slope(out["N"], out[k], fit_from) for k in ("bptt", "rtrl")}
     return out
@@ -194,63 +269,185 @@ def _rtrl_flops(N, n_in=RNN_IO):
     return 2.0 * N ** 3 * (N + n_in + 1)
 
 
-def bench_rnn(seconds=1.0, dtype=np.float64, T=200, N=32, batches=(1, 32), rtrl_sizes=(8, 16, 32, 64, 128),
-              lstm_H=64, lstm_T=100, gpu_batches=(256, 1024)):
-    """Part II: BPTT throughput, RTRL cost per step against N (slope, GFLOP/s, share of the matmul
-    peak), LSTM BPTT, each beside the NumPy reference and PyTorch CPU; CUDA rows on a real GPU."""
+def _best_per_call(steps, seconds, rounds=5):
+    """Seconds per call of each of ``steps`` (a dict of callables), timed in turns over
+    ``rounds`` rounds, the best round of each: side by side, so that a burst of other load on
+    the machine slows neither alone."""
+    best = {k: np.inf for k in steps}
+    for _ in range(rounds):
+        for k, step in steps.items():
+            best[k] = min(best[k], _per_call(step, seconds / rounds))
+    return best
+
+
+def online_overhead(N: int = 16, T: int = 200, seconds: float = 1.0,
+                    dtype: DTypeLike = np.float64) -> dict[str, tuple[float, float]]:
+    """Seconds per step of the online learners (:class:`loopy_edu.rtrl.OnlineRTRL` and
+    :class:`loopy_edu.rflo.OnlineRFLO`, batch 1, SGD, numba) running T-step sequences, and of
+    their bare kernels called on ready buffers in a plain loop, measured side by side. The
+    difference is what the learners add per step: checks, bookkeeping and the optimizer.
+
+    Parameters
+    ----------
+    N : int
+        Recurrent units.
+    T : int
+        Steps per call of ``run``.
+    seconds : float
+        Time spent measuring each learner and each kernel.
+    dtype : dtype
+
+    Returns
+    -------
+    dict[str, tuple[float, float]]
+        ``{"rtrl": (learner, kernel), "rflo": (learner, kernel)}``, seconds per step.
+    """
+    from .activations import CODES
+    from .backend import kernels
+    from .optim import SGD
+    from .rflo import OnlineRFLO, random_feedback
+    from .rnn import RNN
+    from .rtrl import OnlineRTRL
+    xs, targets = _sequence(T, 1, RNN_IO, RNN_IO, dtype)
+    mask = np.ones((T, 1), dtype=dtype)
+    out = {}
+    for idea in ("rtrl", "rflo"):
+        model = RNN(RNN_IO, N, RNN_IO, dtype=dtype)
+        opt = SGD(1e-6)     # small steps: a long stream of calls stays finite
+        learner = (OnlineRTRL(model, opt, "mse") if idea == "rtrl"
+                   else OnlineRFLO(model, opt, random_feedback(model), "mse"))
+        kern, weights = kernels(idea, "numba"), model.weights()
+        h = np.zeros((1, N), dtype=dtype)
+        g = np.zeros(sum(w.size for w in weights), dtype=dtype)
+        work = kern.workspace(N, RNN_IO, RNN_IO, g)
+        args = (model.alpha, CODES[model.activation], 0)            # 0: the "mse" loss
+        if idea == "rtrl":
+            J = [kern.new_influence(1, N, RNN_IO, dtype) for _ in range(2)]
+
+            def bare():
+                for t in range(T):
+                    kern.advance(*weights, h, J[0], J[1], xs[t], targets[t], mask[t], *args, g,
+                                 work)
+                    J.reverse()
+        else:
+            P, B = np.zeros((1, N, N + RNN_IO + 1), dtype=dtype), learner.B
+
+            def bare():
+                for t in range(T):
+                    kern.advance(*weights, B, h, P, xs[t], targets[t], mask[t], *args, False, g,
+                                 work)
+        best = _best_per_call({"learner": lambda: learner.run(xs, targets, progress=False),
+                               "kernel": bare}, seconds)
+        out[idea] = (best["learner"] / T, best["kernel"] / T)
+    return out
+
+
+def bench_rnn(seconds: float = 1.0, dtype: DTypeLike = np.float64, T: int = 200, N: int = 32,
+              batches: tuple[int, ...] = (1, 32),
+              rtrl_sizes: tuple[int, ...] = (8, 16, 32, 64, 128), lstm_H: int = 64,
+              lstm_T: int = 100, gpu_batches: tuple[int, ...] = (256, 1024),
+              online_N: int = 16) -> str:
+    """Part II: BPTT throughput, RTRL cost per step against N (slope, GFLOP/s, share of the
+    matmul peak), LSTM BPTT, each beside the NumPy reference and PyTorch CPU, and what the
+    online learners add per step to their kernels; CUDA rows on a real GPU.
+
+    Parameters
+    ----------
+    seconds : float
+        Time spent measuring each cell.
+    dtype : dtype
+    T : int
+        Sequence length of the BPTT rows.
+    N : int
+        Recurrent units of the BPTT rows.
+    batches : tuple of int
+        Batch sizes of the CPU rows.
+    rtrl_sizes : tuple of int
+        The N of the RTRL table.
+    lstm_H : int
+        LSTM cells.
+    lstm_T : int
+        Sequence length of the LSTM rows.
+    gpu_batches : tuple of int
+        Batch sizes of the GPU rows.
+    online_N : int
+        Recurrent units of the online learners' overhead line (:func:`online_overhead`).
+
+    Returns
+    -------
+    str
+        Titled tables, separated by blank lines.
+    """
     from .bptt import bptt
     from .lstm import LSTM
     from .rnn import RNN
     from .rtrl import rtrl
     torch = _torch()
     gpu = _gpu_backends()
-    lstm_grads = lambda m, xs, tg, loss, mask, backend: m.loss_and_grads(xs, tg, loss, mask, backend=backend)
+    lstm_grads = lambda m, xs, tg, loss, mask, backend: m.loss_and_grads(xs, tg, loss, mask,
+                                                                         backend=backend)
     out = []
     for title, make, fn, kind, H, steps in (
-            (f"BPTT, RNN N={N}, T={T}", lambda be: RNN(RNN_IO, N, RNN_IO, dtype=dtype, backend=be), bptt,
-             "rnn", N, T),
-            (f"LSTM BPTT, H={lstm_H}, T={lstm_T}", lambda be: LSTM(RNN_IO, lstm_H, RNN_IO, dtype=dtype, backend=be),
-             lstm_grads, "lstm", lstm_H, lstm_T)):
+            (f"BPTT, RNN N={N}, T={T}",
+             lambda be: RNN(RNN_IO, N, RNN_IO, dtype=dtype, backend=be), bptt, "rnn", N, T),
+            (f"LSTM BPTT, H={lstm_H}, T={lstm_T}",
+             lambda be: LSTM(RNN_IO, lstm_H, RNN_IO, dtype=dtype, backend=be), lstm_grads,
+             "lstm", lstm_H, lstm_T)):
         cols = ["numpy", "numba"] + (["torch-cpu"] if torch else [])
         header = ["batch"] + cols + ["numba/numpy"] + (["numba/torch"] if torch else [])
         rows = []
         for B in batches:
             xs, tg = _sequence(steps, B, RNN_IO, RNN_IO, dtype)
-            rate = {be: _rate(_grad_call(make(be), fn, be, xs, tg), B, seconds) for be in ("numpy", "numba")}
+            rate = {be: _rate(_grad_call(make(be), fn, be, xs, tg), B, seconds)
+                    for be in ("numpy", "numba")}
             if torch:
                 rate["torch-cpu"] = _rate(_torch_seq_step(torch, kind, H, xs, tg), B, seconds)
-            rows.append([B] + [f"{rate[c]:,.1f}" for c in cols] + [f"{rate['numba'] / rate['numpy']:.2f}x"]
+            rows.append([B] + [f"{rate[c]:,.1f}" for c in cols]
+                        + [f"{rate['numba'] / rate['numpy']:.2f}x"]
                         + ([f"{rate['numba'] / rate['torch-cpu']:.2f}x"] if torch else []))
-        out.append(f"{title}: sequences/s (forward + backward, {np.dtype(dtype).name}, batch 1 and 32)\n"
-                   + _table(header, rows))
+        out.append(f"{title}: sequences/s (forward + backward, {np.dtype(dtype).name}, batch 1 "
+                   "and 32)\n" + _table(header, rows))
         if gpu:
             rows = []
             for B in gpu_batches:
                 xs, tg = _sequence(steps, B, RNN_IO, RNN_IO, dtype)
-                rate = {be: _rate(_grad_call(make(be), fn, be, xs, tg), B, seconds) for be in ("numba", "cuda")}
+                rate = {be: _rate(_grad_call(make(be), fn, be, xs, tg), B, seconds)
+                        for be in ("numba", "cuda")}
                 rows.append([B, f"{rate['numba']:,.1f}", f"{rate['cuda']:,.1f}",
                              f"{rate['cuda'] / rate['numba']:.2f}x"])
-            out.append(f"{title} on the GPU: sequences/s\n" + _table(["batch", "numba", "cuda", "cuda/numba"], rows))
+            out.append(f"{title} on the GPU: sequences/s\n"
+                       + _table(["batch", "numba", "cuda", "cuda/numba"], rows))
     peak = matmul_peak(seconds, dtype)
     costs = {be: step_costs(rtrl_sizes, seconds, be, T, dtype) for be in ("numpy", "numba")}
     rows = []
     for i, n in enumerate(rtrl_sizes):
         gflops = _rtrl_flops(n) / costs["numba"]["rtrl"][i] / 1e9
-        rows.append([n, f"{costs['numpy']['rtrl'][i] * 1e3:.3f}", f"{costs['numba']['rtrl'][i] * 1e3:.3f}",
-                     f"{costs['numba']['bptt'][i] * 1e6:.2f}", f"{gflops:.1f}", f"{100 * gflops / peak:.0f}%"])
+        rows.append([n, f"{costs['numpy']['rtrl'][i] * 1e3:.3f}",
+                     f"{costs['numba']['rtrl'][i] * 1e3:.3f}",
+                     f"{costs['numba']['bptt'][i] * 1e6:.2f}", f"{gflops:.1f}",
+                     f"{100 * gflops / peak:.0f}%"])
     slopes = ", ".join(f"{be} RTRL {costs[be]['slope']['rtrl']:.2f}" for be in costs) \
         + f", numba BPTT {costs['numba']['slope']['bptt']:.2f}"
-    out.append(f"RTRL cost per step, batch 1 ({np.dtype(dtype).name}); matmul peak {peak:.1f} GFLOP/s "
-               f"(1024² product, one thread)\n"
-               + _table(["N", "numpy ms", "numba ms", "numba BPTT us", "numba GFLOP/s", "of peak"], rows)
+    out.append(f"RTRL cost per step, batch 1 ({np.dtype(dtype).name}); matmul peak {peak:.1f} "
+               f"GFLOP/s (1024² product, one thread)\n"
+               + _table(["N", "numpy ms", "numba ms", "numba BPTT us", "numba GFLOP/s",
+                         "of peak"], rows)
                + f"\nlog-log slopes (fitted over N >= 32): {slopes}")
+    cost = online_overhead(online_N, T, seconds, dtype)
+    out.append(f"Online learning at N={online_N}, batch 1, SGD, per step: what the learner "
+               "adds to its bare kernel: " + ", ".join(
+                   f"{name} {1e6 * (run - bare):.2f} us ({1e6 * run:.2f} - {1e6 * bare:.2f})"
+                   for name, (run, bare) in (("RTRL", cost["rtrl"]), ("RFLO", cost["rflo"]))))
     if gpu:
         rows = []
         for n in (16, 32, 64):
             xs, tg = _sequence(4, gpu_batches[0], RNN_IO, RNN_IO, dtype)
-            model = {be: RNN(RNN_IO, n, RNN_IO, dtype=dtype, backend=be) for be in ("numba", "cuda")}
-            t = {be: _per_call(_grad_call(model[be], rtrl, be, xs, tg), seconds) / 4 for be in model}
-            rows.append([n, f"{t['numba'] * 1e3:.2f}", f"{t['cuda'] * 1e3:.2f}", f"{t['numba'] / t['cuda']:.1f}x",
+            model = {be: RNN(RNN_IO, n, RNN_IO, dtype=dtype, backend=be)
+                     for be in ("numba", "cuda")}
+            t = {be: _per_call(_grad_call(model[be], rtrl, be, xs, tg), seconds) / 4
+                 for be in model}
+            rows.append([n, f"{t['numba'] * 1e3:.2f}", f"{t['cuda'] * 1e3:.2f}",
+                         f"{t['numba'] / t['cuda']:.1f}x",
                          f"{_rtrl_flops(n) * gpu_batches[0] / t['cuda'] / 1e9:.0f}"])
         out.append(f"RTRL per step on the GPU, batch {gpu_batches[0]}\n"
                    + _table(["N", "numba ms", "cuda ms", "cuda/numba", "cuda GFLOP/s"], rows))
@@ -264,10 +461,38 @@ def _fit_slope(Ns, costs, fit_from):
     return float(np.polyfit(np.log(Ns[fit]), np.log(costs[fit]), 1)[0])
 
 
-def bench_local(seconds=1.0, dtype=np.float64, rflo_sizes=(32, 64, 128, 256, 512, 1024), rtrl_max=128,
-                T=100, chain_lengths=(1, 2, 4, 8), n_synapses=100_000, chain_steps=100, gpu_batch=256):
-    """Part III: RFLO's cost per step against N (slope, beside RTRL's) and synapse-chain updates per
-    second; CUDA columns on a real GPU."""
+def bench_local(seconds: float = 1.0, dtype: DTypeLike = np.float64,
+                rflo_sizes: tuple[int, ...] = (32, 64, 128, 256, 512, 1024),
+                rtrl_max: int = 128, T: int = 100,
+                chain_lengths: tuple[int, ...] = (1, 2, 4, 8), n_synapses: int = 100_000,
+                chain_steps: int = 100, gpu_batch: int = 256) -> str:
+    """Part III: RFLO's cost per step against N (slope, beside RTRL's) and synapse-chain updates
+    per second; CUDA columns on a real GPU.
+
+    Parameters
+    ----------
+    seconds : float
+        Time spent measuring each cell.
+    dtype : dtype
+    rflo_sizes : tuple of int
+        The N of the RFLO table.
+    rtrl_max : int
+        Largest N timed for RTRL.
+    T : int
+        Sequence length.
+    chain_lengths : tuple of int
+        The m of the synapse-chain table.
+    n_synapses : int
+    chain_steps : int
+        Euler steps per timed call.
+    gpu_batch : int
+        Batch size of the GPU rows.
+
+    Returns
+    -------
+    str
+        Titled tables, separated by blank lines.
+    """
     from .rflo import random_feedback, rflo
     from .rnn import RNN
     from .rtrl import rtrl
@@ -279,29 +504,38 @@ def bench_local(seconds=1.0, dtype=np.float64, rflo_sizes=(32, 64, 128, 256, 512
         B = random_feedback(model)
         xs, tg = _sequence(T, 1, RNN_IO, RNN_IO, dtype)
         for be in costs:
-            costs[be].append(_per_call(lambda: rflo(model, xs, tg, B, "mse", backend=be), seconds) / T)
+            costs[be].append(_per_call(lambda: rflo(model, xs, tg, B, "mse", backend=be),
+                                       seconds) / T)
         rtrl_ms = "-"
         if N <= rtrl_max:
-            short = 4
-            rtrl_costs.append(_per_call(lambda: rtrl(model, xs[:short], tg[:short], "mse"), seconds) / short)
+            short = min(RTRL_STEPS, T)
+            rtrl_costs.append(_per_call(lambda: rtrl(model, xs[:short], tg[:short], "mse"),
+                                        seconds) / short)
             rtrl_ms = f"{rtrl_costs[-1] * 1e3:.3f}"
-        rows.append([N, f"{costs['numpy'][-1] * 1e3:.3f}", f"{costs['numba'][-1] * 1e3:.4f}", rtrl_ms,
+        rows.append([N, f"{costs['numpy'][-1] * 1e3:.3f}", f"{costs['numba'][-1] * 1e3:.4f}",
+                     rtrl_ms,
                      f"{costs['numpy'][-1] / costs['numba'][-1]:.1f}x"])
-    slopes = ", ".join(f"{be} RFLO {_fit_slope(rflo_sizes, costs[be], 128):.2f}" for be in costs)
+    slopes = ", ".join(f"{be} RFLO {_fit_slope(rflo_sizes, costs[be], 128):.2f}"
+                       for be in costs)
     rtrl_sizes = [N for N in rflo_sizes if N <= rtrl_max]
     if len(rtrl_sizes) >= 2:     # RTRL's slope over its two largest sizes, where N^4 dominates
-        slopes += f"; numba RTRL {_fit_slope(rtrl_sizes, rtrl_costs, rtrl_sizes[-2]):.2f} (N >= {rtrl_sizes[-2]})"
-    out = [f"RFLO cost per step, batch 1, T={T} ({np.dtype(dtype).name}), beside exact RTRL (numba)\n"
+        slopes += (f"; numba RTRL {_fit_slope(rtrl_sizes, rtrl_costs, rtrl_sizes[-2]):.2f} "
+                   f"(N >= {rtrl_sizes[-2]})")
+    out = [f"RFLO cost per step, batch 1, T={T} ({np.dtype(dtype).name}), beside exact RTRL "
+           "(numba)\n"
            + _table(["N", "numpy ms", "numba ms", "RTRL ms", "numba/numpy"], rows)
            + f"\nlog-log slopes (RFLO fitted over N >= 128): {slopes}"]
     if gpu:
         rows = []
         for N in (64, 256):
-            model = {be: RNN(RNN_IO, N, RNN_IO, alpha=0.1, dtype=dtype, backend=be) for be in ("numba", "cuda")}
+            model = {be: RNN(RNN_IO, N, RNN_IO, alpha=0.1, dtype=dtype, backend=be)
+                     for be in ("numba", "cuda")}
             B = random_feedback(model["numba"])
             xs, tg = _sequence(T, gpu_batch, RNN_IO, RNN_IO, dtype)
-            t = {be: _per_call(lambda: rflo(model[be], xs, tg, B, "mse", backend=be), seconds) / T for be in model}
-            rows.append([N, f"{t['numba'] * 1e3:.3f}", f"{t['cuda'] * 1e3:.3f}", f"{t['numba'] / t['cuda']:.1f}x"])
+            t = {be: _per_call(lambda: rflo(model[be], xs, tg, B, "mse", backend=be),
+                               seconds) / T for be in model}
+            rows.append([N, f"{t['numba'] * 1e3:.3f}", f"{t['cuda'] * 1e3:.3f}",
+                         f"{t['numba'] / t['cuda']:.1f}x"])
         out.append(f"RFLO per step on the GPU, batch {gpu_batch}\n"
                    + _table(["N", "numba ms", "cuda ms", "cuda/numba"], rows))
     backends = ["numpy", "numba"] + gpu
@@ -309,23 +543,35 @@ def bench_local(seconds=1.0, dtype=np.float64, rflo_sizes=(32, 64, 128, 256, 512
     for m in chain_lengths:
         rate = {}
         for be in backends:
-            # From u = 0: a chain that starts elsewhere decays into subnormal numbers within a few
-            # thousand steps, and those would time the CPU's slow path instead of the kernel.
+            # From u = 0: a chain that starts elsewhere decays into subnormal numbers within a
+            # few thousand steps, which would time the CPU's slow path instead of the kernel.
             chain = SynapseChain(m, n_synapses, dtype=dtype, backend=be)
-            rate[be] = n_synapses * chain_steps / _per_call(lambda: chain.run(chain_steps), seconds)
-        rows.append([m] + [f"{rate[be]:.3g}" for be in backends] + [f"{rate['numba'] / rate['numpy']:.1f}x"])
-    out.append(f"Synapse-chain updates per second ({n_synapses:,} synapses, {chain_steps} steps per call, "
-               "no input)\n" + _table(["m"] + backends + ["numba/numpy"], rows))
+            rate[be] = (n_synapses * chain_steps
+                        / _per_call(lambda: chain.run(chain_steps), seconds))
+        rows.append([m] + [f"{rate[be]:.3g}" for be in backends]
+                    + [f"{rate['numba'] / rate['numpy']:.1f}x"])
+    out.append(f"Synapse-chain updates per second ({n_synapses:,} synapses, {chain_steps} "
+               "steps per call, no input)\n" + _table(["m"] + backends + ["numba/numpy"], rows))
     return "\n\n".join(out)
 
 
 BENCHES = {"mlp": bench_mlp, "memory": bench_memory, "rnn": bench_rnn, "local": bench_local}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m loopy_edu.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("name", choices=sorted(BENCHES) + ["all"], help="which benchmark to run")
-    parser.add_argument("--seconds", type=float, default=1.0, help="time spent measuring each cell")
+def main(argv: list[str] | None = None) -> None:
+    """The command line: ``python -m loopy_edu.bench {mlp,memory,rnn,local,all}``.
+
+    Parameters
+    ----------
+    argv : list of str or None
+        The arguments; None reads ``sys.argv``.
+    """
+    parser = argparse.ArgumentParser(prog="python -m loopy_edu.bench",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("name", choices=sorted(BENCHES) + ["all"],
+                        help="which benchmark to run")
+    parser.add_argument("--seconds", type=float, default=1.0,
+                        help="time spent measuring each cell")
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     args = parser.parse_args(argv)
     for name in sorted(BENCHES) if args.name == "all" else [args.name]:

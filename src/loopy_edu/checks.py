@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
@@ -163,16 +165,14 @@ def check_params(params: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[in
     out = []
     for k, shape in shapes.items():
         p = params.get(k)
-        want = f"params[{k!r}]: expected a {np.dtype(dtype).name} array of shape {shape}, got"
-        if not isinstance(p, np.ndarray):
-            raise ValueError(f"{want} {type(p).__name__}")
-        if p.shape != shape:
-            raise ValueError(f"{want} {p.shape}")
-        if p.dtype != dtype:
-            raise ValueError(f"{want} dtype {p.dtype.name}")
+        if not isinstance(p, np.ndarray) or p.shape != shape or p.dtype != dtype:
+            got = (type(p).__name__ if not isinstance(p, np.ndarray) else
+                   p.shape if p.shape != shape else f"dtype {p.dtype.name}")
+            raise ValueError(f"params[{k!r}]: expected a {np.dtype(dtype).name} array of shape "
+                             f"{shape}, got {got}")
         # One reduction first: a finite sum proves every entry finite; only an inf/NaN sum
         # (or an overflow of large finite values) needs the entry-by-entry look.
-        if not np.isfinite(p.sum()) and not np.isfinite(p).all():
+        if not math.isfinite(p.sum()) and not np.isfinite(p).all():
             bad = int(p.size - np.count_nonzero(np.isfinite(p)))
             raise ValueError(f"params[{k!r}]: expected finite values, got {bad} NaN or Inf "
                              "entries")

@@ -115,3 +115,20 @@ def test_every_module_has_an_api_page():
         assert page in FILES, f"_toc.yml has no API page {page} for loopy_edu.{module}"
         text = (ROOT / page).with_suffix(".md").read_text()
         assert f".. automodule:: loopy_edu.{module}\n" in text, page
+
+
+def test_chapter_3_table_matches_the_backward_it_shows():
+    """Defect 4: every code cell of Chapter 3's line-by-line table is a line of the `backward`
+    that the chapter includes, so the table and the code cannot drift apart again."""
+    import inspect
+
+    from loopy_edu.mlp import backward
+    text = (ROOT / "book" / "03_backprop.md").read_text()
+    assert re.search(r"```\{literalinclude\} \.\./src/loopy_edu/mlp\.py\n:pyobject: backward\n", text)
+    rows = re.findall(r"^\| `([^`]+)` \|", text, re.M)
+    assert len(rows) >= 5, rows
+    source = inspect.getsource(backward)
+    for code in rows:
+        assert code in source, f"chapter 3's table shows `{code}`, which backward does not have"
+    for later in ("feedback", "masks", "direct"):
+        assert later not in inspect.signature(backward).parameters

@@ -6,6 +6,7 @@ line of code in the chapters (code cells, and the code of exercises and solution
 line of the labs' code cells is at most ``MAX_COLUMNS`` characters. Length is counted in
 characters, not bytes: the code is full of Greek letters and mathematical symbols.
 """
+import ast
 import json
 import re
 from pathlib import Path
@@ -138,3 +139,37 @@ def test_the_checks_see_long_code_and_only_code():
     assert too_long(code) == [f"{n}: {len(long)} characters" for n in (7, 13, 18)]
     # Characters, not bytes: 96 Greek letters fit, 97 do not.
     assert too_long([(1, "α" * 96), (2, "α" * 97)]) == ["2: 97 characters"]
+
+
+def _unmarked_literal_blocks(source):
+    """Docstring lines that start an indented block (a formula, a table) after a blank line
+    without ``::`` on the line before it. reST then renders the block as a quote with its lines
+    run together, as the API reference showed for the RNN's equations."""
+    lines, found = source.split("\n"), []
+    tree = ast.parse(source)
+    for node in [tree] + [n for n in ast.walk(tree)
+                          if isinstance(n, (ast.FunctionDef, ast.ClassDef))]:
+        first = node.body[0] if node.body else None
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)):
+            continue
+        for i in range(first.lineno, first.end_lineno - 1):
+            prev, blank, block = lines[i - 1], lines[i], lines[i + 1]
+            indent = len(prev) - len(prev.lstrip())
+            if (not blank.strip() and prev.strip() and block.strip()
+                    and len(block) - len(block.lstrip()) >= indent + 4
+                    and not prev.rstrip().endswith("::") and set(prev.strip()) != {"-"}):
+                found.append(i)
+    return found
+
+
+def test_literal_block_check_can_fail():
+    bad = '"""Each step computes\n\n    u = W h\n"""\n'
+    good = '"""Each step computes::\n\n    u = W h\n"""\n'
+    assert _unmarked_literal_blocks(bad) == [1] and _unmarked_literal_blocks(good) == []
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: str(p.relative_to(ROOT)))
+def test_docstring_formulas_are_literal_blocks(path):
+    found = _unmarked_literal_blocks(path.read_text(encoding="utf8"))
+    assert not found, f"{path}: indented blocks without '::' before them, lines {found}"

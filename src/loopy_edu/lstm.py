@@ -1,7 +1,8 @@
 """The long short-term memory network (LSTM) and its gradient by BPTT, written by hand
 (Chapter 7).
 
-Starting from ``h_0 = c_0 = 0``, each step computes four gates from one stacked pre-activation
+Starting from ``h_0 = c_0 = 0``, each step computes four gates from one stacked
+pre-activation ::
 
     z_t = W_ih x_t + W_hh h_{t-1} + b                       (4H,) = [z_i, z_f, z_g, z_o]
     i = σ(z_i),  f = σ(z_f),  g = tanh(z_g),  o = σ(z_o)

@@ -6,12 +6,12 @@ step). RFLO keeps only what is local to a synapse: unit i's influence on *itself
 the paths through the other units (the ``W_rec J`` term of RTRL dropped). With
 ``z_t = [h_{t-1}, x_t, 1]`` (length M = N + n_in + 1) and θ's rows
 ``θ_i = [W_rec[i], W_in[i], b_rec[i]]`` as in RTRL, each synapse keeps an **eligibility trace**,
-a low-pass filter of "post-synaptic slope × pre-synaptic input":
+a low-pass filter of "post-synaptic slope × pre-synaptic input"::
 
     P_t[i, m] = (1 − α) P_{t-1}[i, m] + α act'(u_t[i]) z_t[m].
 
 The error reaches unit i not through W_outᵀ but through a fixed random matrix ``B``
-(n_rec, n_out):
+(n_rec, n_out)::
 
     q_t = B dy_t,   dy_t = ∂L/∂y_t,   ∂L/∂θ[i, m] ≈ Σ_t q_t[i] P_t[i, m].
 
@@ -26,7 +26,7 @@ network.
 Jacobian ∂h_t/∂h_{t-1} = (1 − α) I + α diag(act'(u_t)) W_rec cut down to its diagonal: each unit
 keeps its own dependence on its past,
 ∂h_t[i]/∂h_{t-1}[i] = (1 − α) + α act'(u_t[i]) W_rec[i, i], and drops every other unit's (the
-form in which Marschall et al. 2020 compare the two algorithms). Its trace is
+form in which Marschall et al. 2020 compare the two algorithms). Its trace is ::
 
     ε_t[i, m] = ((1 − α) + α act'(u_t[i]) W_rec[i, i]) ε_{t-1}[i, m] + α act'(u_t[i]) z_t[m],
 

@@ -1,6 +1,6 @@
 """The leaky recurrent network of Part II (Chapter 5).
 
-Starting from ``h_0 = 0``, each step computes
+Starting from ``h_0 = 0``, each step computes ::
 
     u_t = W_rec h_{t-1} + W_in x_t + b_rec
     h_t = (1 − α) h_{t-1} + α act(u_t)

@@ -2,7 +2,7 @@
 
 Gather the recurrent layer's parameters by rows: unit i's incoming weights are
 ``θ_i = [W_rec[i, :], W_in[i, :], b_rec[i]]``, which multiply ``z_t = [h_{t-1}, x_t, 1]``
-(length M = N + n_in + 1). The **influence** ``J_t[k, i, m] = ∂h_t[k] / ∂θ[i, m]`` obeys
+(length M = N + n_in + 1). The **influence** ``J_t[k, i, m] = ∂h_t[k] / ∂θ[i, m]`` obeys ::
 
     J_t = (1 − α) J_{t-1} + α act'(u_t) ⊙ (W_rec J_{t-1} + E_t),
     E_t[k, i, m] = [k = i] z_t[m],

@@ -4,7 +4,7 @@ A synapse is a chain of m variables u_1, ..., u_m, like beakers of liquid joined
 u_1, the visible weight, is read by the network and written by plasticity; the deeper variables
 are bigger (capacities C_k) and more weakly coupled (conductances g_{k,k+1}), so they change
 slowly and remember long. With C_k = ratio_C^{k-1} and g_{k,k+1} = g12 · ratio_g^{-(k-1)}
-(couplings shrink by a factor ratio_g per link),
+(couplings shrink by a factor ratio_g per link), ::
 
     C_k du_k/dt = g_{k-1,k} (u_{k-1} - u_k) - g_{k,k+1} (u_k - u_{k+1}),
     g_{0,1} = 0,  u_{m+1} = 0,
@@ -14,7 +14,7 @@ then the plasticity input: u_k(t+1) = u_k(t) + dt/C_k (f_{k-1} - f_k) + Δw [k =
 fluxes f_k = g_{k,k+1} (u_k(t) - u_{k+1}(t)), f_0 = 0. An update Δw changes u_1 by Δw.
 
 What is conserved: the total charge Q = Σ_k C_k u_k. The internal fluxes telescope, so, exactly
-even after the Euler discretisation,
+even after the Euler discretisation, ::
 
     Q(t+1) - Q(t) = C_1 Δw - dt · g_{m,m+1} u_m(t);
 
@@ -25,7 +25,7 @@ How a long chain forgets: for a long chain, the part from u_2 on is nearly the w
 capacities × ratio_C and conductances ÷ ratio_g, which is the whole chain run ratio_C · ratio_g
 times slower. Solving that self-similarity in the Laplace domain gives, between the fastest time
 1/g12 and the slowest, ~ (ratio_C · ratio_g)^{m-1} / g12, a power law for the visible trace of a
-pulse,
+pulse, ::
 
     u_1(t) ~ t^{-α},   α = ln ratio_C / ln(ratio_C · ratio_g),
 
@@ -280,7 +280,8 @@ def memory_retention(m: int, n_synapses: int, ages: np.ndarray, n_trials: int = 
     Each of ``n_trials`` independent populations of ``n_synapses`` chains first stores
     ``burn_in`` random patterns, one per step (so that the weights carry old memories), then the
     tracked pattern ξ ∈ {±1}^N as Δw = η ξ, then a fresh random pattern at every later step. At
-    age a (a steps after storage) the estimator is the overlap's mean over its standard error,
+    age a (a steps after storage) the estimator is the overlap's mean over its standard
+    error, ::
 
         SNR(a) = √N · mean_i(ξ_i w_i) / std_i(ξ_i w_i),
 

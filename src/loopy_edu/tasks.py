@@ -3,7 +3,7 @@
 Every generator returns a ``Task``: inputs ``xs`` (T, B, n_in), ``targets`` (T, B, n_out) and a
 ``mask`` (T, B) that says which targets count, with the loss to use ("mse" or "xent"). A model
 consumes it whole, ``model.loss_and_grads(task)``, the same as
-``model.loss_and_grads(task.xs, task.targets, loss=task.loss, mask=task.mask)``, where
+``model.loss_and_grads(task.xs, task.targets, loss=task.loss, mask=task.mask)``, where ::
 
     mse  = (1/B) sum_b sum_t mask * 0.5 * ||y_t - target_t||^2
     xent = (1/B) sum_b sum_t mask * CE(softmax(y_t), target_t).

@@ -3,7 +3,7 @@
 The whole time loop is one compiled call. Stepping the traces one step at a time would sweep the
 N·M traces and the N·M gradient once per step, which is memory traffic, not arithmetic. Instead
 the steps run in chunks of K. Per unit i the trace update is P_t = c_t P_{t-1} + d_t z_t (c_t
-the decay, d_t = α act'(u_t), scalars), so across a chunk that starts from P_0
+the decay, d_t = α act'(u_t), scalars), so across a chunk that starts from P_0 ::
 
     P_t = (c_1 ⋯ c_t) P_0 + Σ_{s≤t} (c_{s+1} ⋯ c_t) d_s z_s,
     Σ_t q_t P_t = c_1 E_1 P_0 + Σ_s d_s E_s z_s,   E_s = q_s + c_{s+1} E_{s+1},

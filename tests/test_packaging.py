@@ -220,3 +220,16 @@ def test_launch_extension_runs_after_the_theme_adds_the_buttons():
     _launch_extension().setup(SimpleNamespace(connect=lambda *a, **k: connected.append((a, k))))
     (event, _), kwargs = connected[0]
     assert event == "html-page-context" and kwargs["priority"] > theme_priority
+
+
+def test_labs_link_to_themselves_in_colab_and_binder():
+    """The slider note puts the launch links right there; they follow repository.url/branch."""
+    repo = URL.removeprefix("https://github.com/")
+    branch = CONFIG["repository"]["branch"]
+    for lab in LABS:
+        text = "".join("".join(c["source"]) for c in json.loads(lab.read_text())["cells"]
+                       if c["cell_type"] == "markdown")
+        assert (f"(https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/"
+                f"{lab.name})") in text, lab.name
+        assert (f"(https://mybinder.org/v2/gh/{repo}/{branch}?urlpath=lab/tree/notebooks/"
+                f"{lab.name})") in text, lab.name

@@ -15,7 +15,7 @@ export PYTHONHASHSEED ?= 0
 # The book's matrices are small: one BLAS thread per process avoids oversubscribing a 2-core machine.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: book test unit wheel-check book-strict book-check assets bench clean
+.PHONY: book test unit boundscheck wheel-check book-strict book-check assets bench clean
 
 # The pages load MathJax, require.js and the widget manager from the build itself, so that the book
 # reads offline: npm installs the versions pinned in book/_assets/package-lock.json (never committed).
@@ -39,14 +39,22 @@ assets: $(ASSETS)
 book: $(STAMP) $(ASSETS)
 	$(BOOK_ENV) $(BIN)/jupyter-book build .
 
-# The whole suite: unit, property and CUDA-simulator tests, the install of the wheel outside the
-# repository, then the book build, which executes every chapter and lab from a fresh kernel and treats
+# The whole suite: unit, property and CUDA-simulator tests, the kernel tests again under Numba's bounds
+# checking, the install of the wheel outside the repository, then the book build, which executes every chapter and lab from a fresh kernel and treats
 # any Sphinx warning as an error, and last the check that the built pages need no network.
-test: unit wheel-check book-strict
+test: unit boundscheck wheel-check book-strict
 	$(MAKE) --no-print-directory book-check
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The compiled kernels' tests again with Numba's bounds checking on (its own cache, since cached
+# code was compiled without the checks): an out-of-range index raises instead of corrupting memory.
+BOUNDSCHECK_TESTS := $(addprefix tests/test_,mlp rnn rtrl rflo lstm linear perceptron synapses \
+                     optim contract feedback_alignment)
+boundscheck: $(STAMP)
+	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/.numba_boundscheck \
+		$(BIN)/python -m pytest -q -p no:cacheprovider $(addsuffix .py,$(BOUNDSCHECK_TESTS))
 
 # Builds the wheel, installs it into a throwaway virtual environment (registry dependencies only, no
 # numba-cuda) and runs README.md's python examples from outside the repository; see the script.
@@ -65,4 +73,4 @@ bench: $(STAMP)
 	$(BIN)/python -m loopy_edu.bench all
 
 clean:
-	rm -rf _build .pytest_cache .hypothesis
+	rm -rf _build .pytest_cache .hypothesis .numba_boundscheck

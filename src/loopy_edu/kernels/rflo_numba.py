@@ -15,6 +15,7 @@ BLAS matrix-vector products for u_t, the readout, the loss row) still runs step 
 import numpy as np
 from numba import njit
 
+from .rnn_numba import readout_stream, step_stream
 from .rtrl_numba import split_grads, split_theta
 from .scalar_numba import act as _act, act_grad as _act_grad, row_loss as _row_loss
 
@@ -133,30 +134,11 @@ def advance(W_in, W_rec, b_rec, W_out, b_out, Bfb, h, P, x, target, mask, alpha,
     y, dy = work[2 * N + M:2 * N + M + n_out], work[2 * N + M + n_out:2 * N + M + 2 * n_out]
     total = 0.0
     for b in range(B):
-        z[:N] = h[b]                                    # z_t = [h_{t-1}, x_t, 1]
-        z[N:N + n_in] = x[b]
-        z[M - 1] = 1.0
+        step_stream(W_in, W_rec, b_rec, h[b], x[b], alpha, code, z, d)
+        total += readout_stream(W_out, b_out, h[b], target[b], mask[b], B, loss_code, y, dy,
+                                gW_out, gb_out)
         for i in range(N):
-            u = b_rec[i]
-            for j in range(N):
-                u += W_rec[i, j] * z[j]
-            for j in range(n_in):
-                u += W_in[i, j] * z[N + j]
-            a = _act(u, code)
-            d[i] = alpha * _act_grad(a, code)
             decay[i] = (1 - alpha) + d[i] * W_rec[i, i] if self_term else 1 - alpha
-            h[b, i] = (1 - alpha) * z[i] + alpha * a
-        for k in range(n_out):
-            s = b_out[k]
-            for j in range(N):
-                s += W_out[k, j] * h[b, j]
-            y[k] = s
-        total += _row_loss(y, target[b], mask[b], B, loss_code, dy)
-        for k in range(n_out):
-            gb_out[k] += dy[k]
-            for j in range(N):
-                gW_out[k, j] += dy[k] * h[b, j]
-        for i in range(N):
             q = 0.0                                     # learning signal q_t[i] = (B dy_t)[i]
             for k in range(n_out):
                 q += Bfb[i, k] * dy[k]

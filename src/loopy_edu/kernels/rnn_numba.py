@@ -7,7 +7,7 @@ gradients) is a single BLAS product over the flattened (T·B) axis.
 import numpy as np
 from numba import njit
 
-from .scalar_numba import act as _act, act_grad as _act_grad
+from .scalar_numba import act as _act, act_grad as _act_grad, row_loss as _row_loss
 from .readout_numba import readout, sequence_loss
 
 
@@ -17,6 +17,42 @@ def _matmul_t(A, B):
     """Aᵀ B for 3-D arrays whose first two axes are flattened: A (T, B, m), B (T, B, n)
     → (m, n)."""
     return np.dot(A.reshape(-1, A.shape[-1]).T, B.reshape(-1, B.shape[-1]))
+
+
+@njit(cache=True, inline="always")
+def step_stream(W_in, W_rec, b_rec, h, x, alpha, code, z, d):
+    """One step of one stream, in place, for the online rules (RTRL, RFLO): z (M,) becomes
+    [h_{t-1}, x_t, 1], h (N,) becomes h_t and d (N,) the slope α act'(u_t) of every unit."""
+    N, n_in = h.shape[0], x.shape[0]
+    z[:N] = h
+    z[N:N + n_in] = x
+    z[N + n_in] = 1.0
+    for i in range(N):
+        u = b_rec[i]
+        for j in range(N):
+            u += W_rec[i, j] * z[j]
+        for j in range(n_in):
+            u += W_in[i, j] * z[N + j]
+        a = _act(u, code)
+        d[i] = alpha * _act_grad(a, code)               # ∂h_t[i]/∂u_t[i]
+        h[i] = (1 - alpha) * z[i] + alpha * a
+
+
+@njit(cache=True, inline="always")
+def readout_stream(W_out, b_out, h, target, m, B, loss_code, y, dy, gW_out, gb_out):
+    """One stream's output y = W_out h + b_out, its loss (returned, of B streams) and
+    dy = ∂L/∂y, with the readout's gradient added into gW_out and gb_out."""
+    for k in range(y.shape[0]):
+        s = b_out[k]
+        for j in range(h.shape[0]):
+            s += W_out[k, j] * h[j]
+        y[k] = s
+    value = _row_loss(y, target, m, B, loss_code, dy)
+    for k in range(y.shape[0]):
+        gb_out[k] += dy[k]
+        for j in range(h.shape[0]):
+            gW_out[k, j] += dy[k] * h[j]
+    return value
 
 
 @njit(cache=True)

@@ -19,7 +19,7 @@ the fastest product:
 import numpy as np
 from numba import njit
 
-from .scalar_numba import act as _act, act_grad as _act_grad, row_loss as _row_loss
+from .rnn_numba import readout_stream, step_stream
 
 # OpenBLAS multiplies m × k by k × n with its small-matrix kernel when m·n·k ≤ 100³ (builds with
 # SMALL_MATRIX_OPT, as on x86-64 with AVX-512). Measured on such a machine, that kernel runs the
@@ -75,29 +75,12 @@ def _step(W_in, W_rec, b_rec, W_out, b_out, h, J, J_next, x, target, mask, alpha
     gv = work[o + 2 * n_out:o + 2 * n_out + N * M]      # ∂L_t/∂θ by rows θ_i
     total = 0.0
     for b in range(B):
-        z[:N] = h[b]                                    # z_t = [h_{t-1}, x_t, 1]
-        z[N:N + n_in] = x[b]
-        z[M - 1] = 1.0
-        for i in range(N):
-            u = b_rec[i]
-            for j in range(N):
-                u += W_rec[i, j] * z[j]
-            for j in range(n_in):
-                u += W_in[i, j] * z[N + j]
-            a = _act(u, code)
-            d[i] = alpha * _act_grad(a, code)           # ∂h_t[i]/∂u_t[i]
-            h[b, i] = (1 - alpha) * z[i] + alpha * a
-        for k in range(n_out):
-            s = b_out[k]
-            for j in range(N):
-                s += W_out[k, j] * h[b, j]
-            y[k] = s
-        total += _row_loss(y, target[b], mask[b], B, loss_code, dy)
+        step_stream(W_in, W_rec, b_rec, h[b], x[b], alpha, code, z, d)
+        total += readout_stream(W_out, b_out, h[b], target[b], mask[b], B, loss_code, y, dy,
+                                gW_out, gb_out)
         c[:] = 0.0                                      # ∂L_t/∂h_t = W_outᵀ dy
         for k in range(n_out):
-            gb_out[k] += dy[k]
             for j in range(N):
-                gW_out[k, j] += dy[k] * h[b, j]
                 c[j] += dy[k] * W_out[k, j]
         if G > 0:
             for j in range(N):

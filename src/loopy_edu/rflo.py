@@ -309,15 +309,11 @@ class OnlineRFLO(OnlineRTRL):
         self.B = check_feedback(B, model)
         super().__init__(model, optimizer, loss, batch, backend)
 
-    def reset(self) -> None:
-        """Start every stream again from h = 0, P = 0."""
+    def _clear_memory(self):
+        """P = 0 for every stream."""
         m = self.model
-        self.steps = 0
-        self.h = np.zeros((self.batch, m.n_rec), dtype=m.dtype)                     # (B, N)
         self.P = np.zeros((self.batch, m.n_rec, m.n_rec + m.n_in + 1),
                           dtype=m.dtype)                                            # (B, N, M)
-        if self.backend == "numba":
-            self._buffers()
 
     def _advance(self, x, target, mask):
         """Advance h and the traces P by one step; return L_t and RFLO's update for it."""

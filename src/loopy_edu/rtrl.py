@@ -244,17 +244,23 @@ class OnlineRTRL:
         self.reset()
 
     def reset(self) -> None:
-        """Start every stream again from h = 0, J = 0."""
+        """Start every stream again from h = 0 and the rule's memory (here J) at 0."""
         m = self.model
         self.steps = 0
         self.h = np.zeros((self.batch, m.n_rec), dtype=m.dtype)                         # (B, N)
+        self._clear_memory()
+        if self.backend == "numba":
+            self._buffers()
+
+    def _clear_memory(self):
+        """J = 0 for every stream."""
+        m = self.model
         if self.backend == "numba":
             # In the kernels' layout, and twice: J_t is written into the second buffer, which
             # then trades places with J_{t-1} (kernels/rtrl_numba.py). J shows the first.
             new = kernels("rtrl", "numba").new_influence
             self._J = new(self.batch, m.n_rec, m.n_in, m.dtype)
             self._J_next = new(self.batch, m.n_rec, m.n_in, m.dtype)
-            self._buffers()
         else:
             self._J = np.zeros((self.batch, m.n_rec, m.n_rec, m.n_rec + m.n_in + 1),
                                dtype=m.dtype)                                   # (B, N, N, M)

@@ -65,3 +65,12 @@ def test_bench_local_tables():
     out = bench_local(seconds=0.005, rflo_sizes=(2, 4), rtrl_max=4, T=3, chain_lengths=(1,), n_synapses=10,
                       chain_steps=2)
     assert "numba RTRL" in out.split("\n\n")[0]
+
+
+def test_bench_sweep_table():
+    from loopy_edu.bench import bench_sweep
+    out = bench_sweep(seconds=0.02, jobs=4)
+    lines = out.splitlines()
+    assert lines[0].startswith("Sweep: 4 runs of murray")
+    assert [line.split()[0] for line in lines[3:]] == ["1", "2"]
+    assert lines[3].split()[3] == "1.00x" and lines[4].split()[4] == "2.00x"

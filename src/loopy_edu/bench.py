@@ -1,4 +1,4 @@
-"""Side-by-side benchmarks: ``python -m loopy_edu.bench {mlp,memory,rnn,local,all}``.
+"""Side-by-side benchmarks: ``python -m loopy_edu.bench {mlp,memory,rnn,local,sweep,all}``.
 
 Speed is reported as throughput measured in one run on one machine, with ratios between
 backends, so the figures compare like with like. Every CPU column uses one thread (run through
@@ -8,6 +8,7 @@ Correctness is the tests' job; nothing here asserts.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -555,11 +556,41 @@ def bench_local(seconds: float = 1.0, dtype: DTypeLike = np.float64,
     return "\n\n".join(out)
 
 
-BENCHES = {"mlp": bench_mlp, "memory": bench_memory, "rnn": bench_rnn, "local": bench_local}
+def bench_sweep(seconds: float = 1.0, jobs: int = 16, worker_counts: tuple[int, ...] = (1, 2),
+                **_: object) -> str:
+    """The sweep runner on LocalClusters of 1 and 2 single-threaded workers: ``jobs`` runs of
+    ``murray`` (BPTT) of about ``seconds`` each. The speed-up is wall(1) / wall(n); the overhead
+    per task is the worker time not spent inside a job, (n x wall - sum of job times) / jobs."""
+    from . import sweep
+    fn = sweep.get("murray").fn
+    probe = [sweep.run_one(fn, 0, {"method": "bptt", "trials": 500})["wall_s"]
+             for _ in range(2)][1]                                  # the first one compiles
+    trials = max(100, int(round(seconds / probe * 500, -2)))
+    settings = {"method": "bptt", "trials": trials}
+    walls, rows = {}, []
+    for n in worker_counts:
+        with sweep.local_client(n, dashboard=False) as client:
+            sweep.run("murray", n, {"trials": 100}, client=client, progress=False)   # warm-up
+            start = time.perf_counter()
+            frame = sweep.run("murray", jobs, settings, client=client, progress=False)
+            walls[n] = time.perf_counter() - start
+        busy = frame.wall_s.sum()
+        first = worker_counts[0]
+        rows.append([str(n), f"{walls[n]:.2f}", f"{busy / jobs:.3f}",
+                     f"{walls[first] / walls[n]:.2f}x", f"{n / first:.2f}x",
+                     f"{1e3 * (n * walls[n] - busy) / jobs:.1f}"])
+    head = (f"Sweep: {jobs} runs of murray (bptt, {trials:,} trials), LocalCluster of "
+            f"single-threaded workers, {os.cpu_count()} cores")
+    return head + "\n" + _table(["workers", "wall s", "s per job", "speed-up", "ideal",
+                                  "overhead ms/task"], rows)
+
+
+BENCHES = {"mlp": bench_mlp, "memory": bench_memory, "rnn": bench_rnn, "local": bench_local,
+           "sweep": bench_sweep}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The command line: ``python -m loopy_edu.bench {mlp,memory,rnn,local,all}``.
+    """The command line: ``python -m loopy_edu.bench {mlp,memory,rnn,local,sweep,all}``.
 
     Parameters
     ----------

@@ -1,0 +1,189 @@
+"""The course's experiments over seeds, registered for :mod:`loopy_edu.sweep`.
+
+Each is the protocol of one chapter, written once here so that the chapter, the sweep command
+and the stored results in ``results/`` run the same code:
+
+- ``murray``: Murray's periodic task trained by BPTT, RFLO or the readout alone (Chapter 9);
+- ``continual``: task A, then task B, with plain or complex-synapse weights (Chapter 10);
+- ``fa_mnist``: MNIST by backprop, feedback alignment or the last layer alone (Chapter 8).
+
+An experiment is ``fn(seed, **settings) -> dict`` of numbers and small arrays; the seed sets
+everything random in it (initial weights, feedback matrices, mini-batch order).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .bptt import bptt
+from .checks import check_positive
+from .data import load_mnist
+from .feedback_alignment import fa_grad_fn, random_feedback as mlp_feedback
+from .mlp import MLP
+from .optim import SGD, clip_grad_norm, make_optimizer
+from .rflo import random_feedback, rflo
+from .rnn import RNN
+from .sweep import experiment
+from .synapses import SynapseChain
+from .tasks import Task, sines
+from .train import train, train_sequences
+
+# --- Chapter 9: Murray's periodic task --------------------------------------------------------
+
+MURRAY_T, MURRAY_LR, MURRAY_CLIP = 100, 1e-3, 3.0
+
+
+def periodic_task(T: int = MURRAY_T) -> Task:
+    """Murray's target: three sines of periods T, T/2 and T/4 after a start pulse at t = 1."""
+    t = np.arange(1, T + 1)
+    target = (np.sin(2 * np.pi * t / T) + 0.5 * np.sin(4 * np.pi * t / T)
+              + 0.25 * np.sin(8 * np.pi * t / T))
+    xs = np.zeros((T, 1, 1))                         # (T, B, n_in)
+    xs[0] = 1.0                                      # the start pulse
+    return Task(xs, target[:, None, None].copy(), np.ones((T, 1)), "mse", "periodic")
+
+
+def murray_net(seed: int, n_rec: int = 50, alpha: float = 0.1, g: float = 1.5) -> RNN:
+    """Murray's network: strong input weights and a small random readout."""
+    m = RNN(1, n_rec, 1, alpha=alpha, seed=seed, spectral_radius=g, backend="numba")
+    m.params["W_in"][:] = 3.0                        # h_1 = α tanh(3) ≈ 0.1 in every unit
+    rng = np.random.default_rng(1000 + seed)
+    m.params["W_out"][:] = 0.1 * (2 * rng.random((1, n_rec)) - 1) / np.sqrt(n_rec)
+    return m
+
+
+def readout_only(model, xs, targets, loss, mask):
+    """BPTT's gradient with the recurrent network left as it was initialised."""
+    value, grads = bptt(model, xs, targets, loss, mask)
+    for k in ("W_in", "W_rec", "b_rec"):
+        grads[k] = np.zeros_like(grads[k])
+    return value, grads
+
+
+def cos_out_B(model: RNN, B: np.ndarray) -> float:
+    """The cosine between the readout W_out and RFLO's feedback B (N, 1)."""
+    w, b = model.params["W_out"][0], B[:, 0]
+    return float(w @ b / np.linalg.norm(w) / np.linalg.norm(b))
+
+
+@experiment(choices={"method": ("bptt", "rflo", "readout")}, quick={"trials": 1000},
+            curves=("mse", "align", "clipped"))
+def murray(seed: int, method: str = "bptt", trials: int = 30_000) -> dict[str, Any]:
+    """Murray's periodic task (Chapter 9): one update per trial, plain SGD, norm clipped at 3.
+
+    The seed sets the network (``murray_net(seed)``) and RFLO's feedback
+    (``random_feedback(net, seed=100 + seed)``). Returns ``mse_final`` (the mean MSE of the last
+    100 trials) and, per block of 100 trials, ``mse`` (its mean MSE), ``clipped`` (the fraction
+    of clipped updates) and ``align`` (cos(W_out, B) after the block's first trial); and
+    ``output``, the trained network's output (T,).
+    """
+    check_positive(trials, "trials", integer=True)
+    if trials % 100:
+        raise ValueError(f"trials: expected a multiple of 100, got {trials}")
+    task, net = periodic_task(), murray_net(seed)
+    B = random_feedback(net, seed=100 + seed)
+    rule = {"bptt": bptt, "readout": readout_only,
+            "rflo": lambda m, x, y, loss, mask: rflo(m, x, y, B, loss, mask)}[method]
+    align = []
+    hist = train_sequences(net, lambda s: task, SGD(MURRAY_LR), trials, clip=MURRAY_CLIP,
+                           grad_fn=rule, progress=False,
+                           callback=lambda s, m, h: align.append(cos_out_B(m, B))
+                           if s % 100 == 0 else None)
+    mse = np.array(hist.loss).reshape(-1, 100) * 2 / MURRAY_T     # MSE per trial = 2L/T
+    clipped = np.array(hist.grad_norm).reshape(-1, 100) > MURRAY_CLIP
+    return {"mse_final": mse[-1].mean(), "mse": mse.mean(axis=1),
+            "clipped": clipped.mean(axis=1), "align": np.array(align),
+            "output": net.predict(task.xs)[:, 0, 0]}
+
+
+# --- Chapter 10: continual learning with complex synapses -------------------------------------
+
+CONTINUAL_T = 100
+
+
+def cued_task(channel: int, periods: list[int], seed: int) -> Task:
+    """A sines task whose start pulse arrives on input ``channel`` of 2."""
+    task = sines(CONTINUAL_T, n_sines=len(periods), periods=periods, seed=seed)
+    xs = np.zeros((CONTINUAL_T, 1, 2))               # (T, B, n_in)
+    xs[:, :, channel] = task.xs[:, :, 0]
+    return Task(xs, np.ascontiguousarray(task.targets), task.mask, task.loss, task.name)
+
+
+def score(model: RNN, task: Task) -> tuple[float, float]:
+    """(MSE per step, correlation of output and target) on one task."""
+    ys = model.states(task.xs, "numba") @ model.params["W_out"].T + model.params["b_out"]
+    y, target = ys.ravel(), task.targets.ravel()
+    return float(np.mean((y - target) ** 2)), float(np.corrcoef(y, target)[0, 1])
+
+
+@experiment(choices={"rule": ("rflo", "bptt")})
+def continual(seed: int, m: int = 1, rule: str = "rflo", lr: float = 0.05,
+              lr_chain: float = 0.2, g12: float = 0.1, steps: int = 1500) -> dict[str, float]:
+    """Task A, then task B (Chapter 10); W_rec is a chain of m beakers when m > 1.
+
+    The seed sets the initial weights and RFLO's feedback. Returns, after training on A and
+    after training on B, the MSE and the correlation with the target on both tasks:
+    ``corr_A_after_B`` and so on.
+    """
+    check_positive(m, "m", integer=True)
+    check_positive(steps, "steps", integer=True)
+    task_A, task_B = cued_task(0, [25], seed=1), cued_task(1, [20, 40], seed=2)
+    model = RNN(2, 32, 1, alpha=0.2, seed=seed, spectral_radius=0.9)
+    B = random_feedback(model, seed=seed + 1)
+    chain = None
+    if m > 1:
+        chain = SynapseChain(m, model.params["W_rec"].shape, g12=g12, g_leak=0.0)
+        chain.u[:] = model.params["W_rec"]          # every level starts at the initial weight
+        model.params["W_rec"] = chain.weight         # the network reads u_1
+    out = {}
+    for name, task in (("A", task_A), ("B", task_B)):
+        for _ in range(steps):
+            if rule == "rflo":
+                _, grads = rflo(model, task.xs, task.targets, B, task.loss, task.mask)
+            else:
+                _, grads = model.loss_and_grads(task)
+            clip_grad_norm(grads, 1.0)
+            for k, p in model.params.items():
+                if chain is not None and k == "W_rec":
+                    chain.step(-lr_chain * grads[k])
+                else:
+                    p -= lr * grads[k]
+        for on, t in (("A", task_A), ("B", task_B)):
+            out[f"mse_{on}_after_{name}"], out[f"corr_{on}_after_{name}"] = score(model, t)
+    return out
+
+
+# --- Chapter 8: feedback alignment on MNIST ---------------------------------------------------
+
+def shallow(model: MLP, X: np.ndarray, y: np.ndarray):
+    """Backprop's gradient with the first layer frozen: only the output layer learns."""
+    loss, grads = model.loss_and_grads(X, y)
+    grads["W1"][:] = 0.0
+    grads["b1"][:] = 0.0
+    return loss, grads
+
+
+@experiment(choices={"method": ("bp", "fa", "shallow")}, quick={"epochs": 1},
+            curves=("test_error",))
+def fa_mnist(seed: int, method: str = "fa", epochs: int = 10, hidden: int = 1000,
+             lr: float = 0.1, batch: int = 32) -> dict[str, Any]:
+    """MNIST by backprop, feedback alignment or the last layer alone (Chapter 8).
+
+    A 784-hidden-10 sigmoid network, SGD in mini-batches. The seed sets the initial weights,
+    the mini-batch order, and (seed + 1) FA's feedback. Returns ``test_error`` (%) after every
+    epoch, ``test_error_final``, and ``fallback`` (True on the 8,000-image offline split).
+    """
+    check_positive(epochs, "epochs", integer=True)
+    check_positive(hidden, "hidden", integer=True)
+    data = load_mnist(warn=False)
+    model = MLP([784, hidden, 10], "sigmoid", seed=seed, dtype=np.float32)
+    if method == "fa":
+        rule = fa_grad_fn(mlp_feedback(model, seed=seed + 1))
+    else:
+        rule = {"bp": lambda mdl, X, y: mdl.loss_and_grads(X, y), "shallow": shallow}[method]
+    hist = train(model, data.x_train, data.y_train, make_optimizer("sgd", lr=lr), epochs=epochs,
+                 batch_size=batch, X_test=data.x_test, y_test=data.y_test, seed=seed,
+                 grad_fn=rule, eval_train=False, progress=False)
+    error = 100 * (1 - np.array(hist.test_acc))
+    return {"test_error": error, "test_error_final": error[-1], "fallback": data.fallback}

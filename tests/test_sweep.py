@@ -352,3 +352,10 @@ def test_run_returns_a_frame_in_grid_then_seed_order():
     assert isinstance(frame, pd.DataFrame)
     assert list(zip(frame.n, frame.seed)) == [(3, 2), (3, 0), (2, 2), (2, 0)]
     assert [len(c) for c in frame.curve] == [3, 3, 2, 2]
+
+
+def test_a_results_file_is_readable_as_any_new_file(tmp_path):
+    path = sweep.save(sweep.run("toy", 1, workers=0, progress=False), tmp_path / "toy.json")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

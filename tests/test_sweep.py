@@ -359,3 +359,13 @@ def test_a_results_file_is_readable_as_any_new_file(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_identical_compares_the_numbers_not_where_they_ran():
+    a = sweep.run("toy", "0-2", {"mode": "fail_odd"}, workers=0, progress=False)
+    b = a.copy()
+    b["wall_s"], b["worker"] = b.wall_s + 1, "elsewhere"
+    assert sweep.identical(a, b)
+    b.at[2, "curve"] = np.nextafter(b.curve[2], np.inf)          # one value, one bit
+    assert not sweep.identical(a, b)
+    assert not sweep.identical(a, a.iloc[:2]) and not sweep.identical(a, a.iloc[::-1])

@@ -518,6 +518,21 @@ def load(path: str | os.PathLike) -> pd.DataFrame:
     return _frame(exp, rows, doc["provenance"])
 
 
+def identical(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether two results frames hold the same runs with the same numbers, bit for bit: the
+    same settings and seeds in the same order, the same status, error and results (NaN equal to
+    NaN). Where each run ran and how long it took are not compared."""
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return False
+    for column in a.columns.difference(["wall_s", "host", "worker"]):
+        for x, y in zip(a[column], b[column]):
+            x, y = np.asarray(x), np.asarray(y)
+            numeric = x.dtype.kind in "biuf" and y.dtype.kind in "biuf"
+            if not (np.array_equal(x, y, equal_nan=True) if numeric else np.array_equal(x, y)):
+                return False
+    return True
+
+
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Per setting (the settings that vary between rows), the mean and sd (ddof=1) over seeds of
     every scalar result, with the number of ok and failed runs."""

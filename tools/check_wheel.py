@@ -4,8 +4,9 @@ Builds the wheel from the files git would commit (tracked, and untracked but not
 checks that it holds the package and nothing else, installs it into a throwaway virtual
 environment with the registry's dependencies only (no requirements.txt, no numba-cuda), then,
 from a folder outside the repository: imports every module, checks that backend="cuda" without
-numba-cuda says how to install it, and runs README.md's python blocks as written. Temporary
-folders are removed at the end.
+numba-cuda says how to install it, runs README.md's python blocks as written, and runs a small
+sweep on a LocalCluster of two worker processes with the command line, then replays its results
+file. Temporary folders are removed at the end.
 
     python tools/check_wheel.py        (make wheel-check; make test runs it)
 """
@@ -133,6 +134,10 @@ def main():
         t0 = time.perf_counter()
         run([python, "readme_example.py"], cwd=work, env=environ)
         example_s = time.perf_counter() - t0
+        sweep = [python, "-m", f"{PACKAGE}.sweep"]
+        run([*sweep, "run", "murray", "--seeds", "0-1", "--set", "trials=200", "--workers", "2",
+             "--out", "sweep.json", "--no-progress"], cwd=work, env=environ)
+        run([*sweep, "replay", "sweep.json"], cwd=work, env=environ)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"wheel check passed: wheel install {install_s:.1f} s, README example "

@@ -369,3 +369,16 @@ def test_identical_compares_the_numbers_not_where_they_ran():
     b.at[2, "curve"] = np.nextafter(b.curve[2], np.inf)          # one value, one bit
     assert not sweep.identical(a, b)
     assert not sweep.identical(a, a.iloc[:2]) and not sweep.identical(a, a.iloc[::-1])
+
+
+def test_the_command_line_resumes_a_results_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    base = ["--module", "sweep_toys", "run", "toy", "--workers", "0", "--no-progress"]
+    assert sweep.main([*base, "--seeds", "0-1", "--out", "toy.json"]) == 0
+    first = sweep.load("toy.json")
+    assert sweep.main([*base, "--seeds", "0-3", "--resume", "toy.json"]) == 0
+    resumed = sweep.load("toy.json")                     # written back to the resumed file
+    assert list(resumed.seed) == [0, 1, 2, 3]
+    assert list(resumed.wall_s[:2]) == list(first.wall_s)  # kept as they were, not run again
+    assert sweep.identical(resumed.iloc[:2], first)
+    assert "wrote toy.json: 4 rows, 0 failed" in capsys.readouterr().out

@@ -19,9 +19,12 @@ def test_the_chapters_stored_results_are_there():
 def test_a_stored_result_is_reproducible(path):
     replay = sweep.replay(path)
     print(replay)
-    assert replay.ok, replay
-    assert replay.verdict == "identical" or not replay.same_machine
     assert sum(replay.compared.values()) > 0
+    if not replay.same_machine:
+        made_on = sweep.load(path).machine.iloc[0]
+        pytest.skip(f"{path.name} was made on {made_on}; this is {sweep.fingerprint()}: "
+                    f"its bits can only be checked on the machine that made it ({replay.verdict})")
+    assert replay.ok, replay
 
 
 @pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.name)

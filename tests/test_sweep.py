@@ -42,7 +42,7 @@ def no_process_left():
 
 def _results(frame):
     """Everything a run computed, without where or how long it ran."""
-    cols = [c for c in frame.columns if c not in ("wall_s", "host", "worker")]
+    cols = [c for c in frame.columns if c not in sweep.WHERE]
     return [[np.asarray(v).tolist() for v in row] for row in frame[cols].itertuples(index=False)]
 
 
@@ -179,6 +179,8 @@ def test_the_results_file_keeps_every_bit_and_the_provenance(tmp_path):
     assert prov["machine"]["numpy"] == np.__version__
     assert prov["machine"]["numba"] == numba.__version__
     assert prov["host"] and (back.host != "").all() and prov["scheduler"] == "in-process"
+    assert (back.machine == sweep.fingerprint()).all()
+    assert prov["machine"]["blas"] and prov["machine"]["cpu"]
     assert [p.name for p in path.parent.iterdir()] == ["toy.json"]    # no temporary file left
 
 
@@ -236,13 +238,14 @@ def test_replay_proves_a_stored_result_and_catches_a_changed_one(tmp_path):
     r = sweep.replay(path)
     assert r.verdict == "identical" and r.ok and r.quick and r.compared == {"curve": 2}
     doc = json.loads(path.read_text())
-    doc["rows"][0]["result"]["curve"][1] += 1e-12         # one value, last bits
+    doc["rows"][0]["result"]["curve"][1] *= 1 + 2 ** -50   # one value, a few bits
     path.write_text(json.dumps(doc))
     r = sweep.replay(path)
-    assert r.verdict == "close" and not r.ok              # same machine: bits must agree
-    doc["rows"][0]["result"]["curve"][0] += 1.0
+    assert r.verdict == "different" and not r.ok and 0 < r.largest_difference < 1e-14
+    assert r.same_machine
+    doc["rows"][0]["machine"] = "cpu=elsewhere"
     path.write_text(json.dumps(doc))
-    assert sweep.replay(path).verdict == "different"
+    assert not sweep.replay(path).same_machine
 
 
 def test_murray_quick_run_is_a_prefix_of_the_full_one():

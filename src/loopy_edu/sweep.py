@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import functools
 import importlib
 import inspect
 import itertools
@@ -52,7 +53,8 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 FORMAT = "loopy_edu.sweep/1"
-ROW_FIELDS = ("seed", "status", "error", "wall_s", "host", "worker")
+ROW_FIELDS = ("seed", "status", "error", "wall_s", "host", "worker", "machine")
+WHERE = ["wall_s", "host", "worker", "machine"]       # where and how long a run ran
 SETTING_TYPES = (bool, int, float, str)
 
 
@@ -240,7 +242,8 @@ def run_one(fn: Callable[..., dict], seed: int, settings: Mapping[str, Any]) -> 
     """Run one (setting, seed) with one BLAS thread; a raised exception becomes a failed row.
 
     Returns a row: ``seed``, ``settings``, ``status`` ("ok" or "failed"), ``error``, ``wall_s``,
-    ``host``, ``worker`` and ``result`` (``{key: number or array}``).
+    ``host``, ``worker``, ``machine`` (:func:`fingerprint`) and ``result`` (``{key: number or
+    array}``).
     """
     start = time.perf_counter()
     try:
@@ -254,7 +257,7 @@ def run_one(fn: Callable[..., dict], seed: int, settings: Mapping[str, Any]) -> 
         result, status, error = {}, "failed", f"{type(exc).__name__}: {exc}"
     return dict(seed=seed, settings=dict(settings), status=status, error=error,
                 wall_s=time.perf_counter() - start, host=socket.gethostname(),
-                worker=_worker_address(), result=result)
+                worker=_worker_address(), machine=fingerprint(), result=result)
 
 
 # --- clusters ---------------------------------------------------------------------------------
@@ -318,7 +321,7 @@ def _execute(exp: Experiment, jobs: list[tuple[dict, int]], client, workers: int
                 point, seed = jobs[futures[future]]
                 rows.append(dict(seed=seed, settings=point, status="failed",
                                  error=f"{type(exc).__name__}: {exc}", wall_s=math.nan,
-                                 host="", worker="", result={}))
+                                 host="", worker="", machine="", result={}))
             future.release()
         return rows
 
@@ -334,15 +337,23 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+@functools.cache
 def machine() -> dict[str, str]:
     """What the bits of a floating-point result can depend on: the CPU, the versions of
-    Python, NumPy and Numba, and the BLAS core. Two machines that agree on all of it give the
-    same bits; others may differ in the last place (see :func:`replay`)."""
+    Python, NumPy and Numba, and the BLAS libraries' cores. Two machines that agree on all of it
+    give the same bits. Of these, the BLAS core is known to matter: OpenBLAS's Haswell kernels
+    sum in another order than its SkylakeX ones, and a training run then drifts away (see
+    ARCHITECTURE.md, "Stored results")."""
     import numba
     from llvmlite import binding
     return {"cpu": binding.get_host_cpu_name(), "arch": platform.machine(),
             "python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "blas": _blas()}
+
+
+def fingerprint() -> str:
+    """:func:`machine` as one line, recorded with every run (a cluster's nodes may differ)."""
+    return " ".join(f"{k}={v}" for k, v in machine().items())
 
 
 def _blas() -> str:
@@ -381,7 +392,7 @@ def _frame(exp: Experiment, rows: list[dict], prov: dict) -> pd.DataFrame:
 def _rows(frame: pd.DataFrame) -> list[dict]:
     """The rows of a results frame, as run_one returns them."""
     exp_keys = [c for c in frame.columns[:list(frame.columns).index("seed")]]
-    result_keys = list(frame.columns[list(frame.columns).index("worker") + 1:])
+    result_keys = list(frame.columns[list(frame.columns).index(ROW_FIELDS[-1]) + 1:])
     rows = []
     for rec in frame.to_dict("records"):
         ok = rec["status"] == "ok"
@@ -521,10 +532,10 @@ def load(path: str | os.PathLike) -> pd.DataFrame:
 def identical(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     """Whether two results frames hold the same runs with the same numbers, bit for bit: the
     same settings and seeds in the same order, the same status, error and results (NaN equal to
-    NaN). Where each run ran and how long it took are not compared."""
+    NaN). Where each run ran, on what machine and how long it took are not compared."""
     if list(a.columns) != list(b.columns) or len(a) != len(b):
         return False
-    for column in a.columns.difference(["wall_s", "host", "worker"]):
+    for column in a.columns.difference(WHERE):
         for x, y in zip(a[column], b[column]):
             x, y = np.asarray(x), np.asarray(y)
             numeric = x.dtype.kind in "biuf" and y.dtype.kind in "biuf"
@@ -541,7 +552,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     by = [k for k in exp.defaults if frame[k].nunique() > 1] or ["experiment"]
     ok = frame[frame.status == "ok"]
     types = pd.api.types
-    scalars = [c for c in frame.columns[list(frame.columns).index("worker") + 1:]
+    scalars = [c for c in frame.columns[list(frame.columns).index(ROW_FIELDS[-1]) + 1:]
                if types.is_numeric_dtype(frame[c]) and not types.is_bool_dtype(frame[c])]
     groups = ok.groupby(by, sort=False)[scalars]
     stats = pd.concat({"mean": groups.mean(), "sd": groups.std(ddof=1)}, axis=1)
@@ -566,8 +577,8 @@ def format_summary(frame: pd.DataFrame) -> str:
 
 @dataclasses.dataclass
 class Replay:
-    """What :func:`replay` found: ``verdict`` is "identical", "close" (only allowed when the
-    stored file came from another :func:`machine`) or "different"."""
+    """What :func:`replay` found: ``verdict`` is "identical" or "different"; ``same_machine``
+    says whether this machine's :func:`fingerprint` is the one the replayed run had."""
 
     path: str
     settings: dict[str, Any]
@@ -575,23 +586,22 @@ class Replay:
     quick: bool
     same_machine: bool
     compared: dict[str, int]                 # key -> number of values compared
-    largest_difference: float
+    largest_difference: float                # relative, over every value compared
     verdict: str
 
     @property
     def ok(self) -> bool:
-        return self.verdict == "identical" or (self.verdict == "close"
-                                               and not self.same_machine)
+        return self.verdict == "identical"
 
 
-def replay(path: str | os.PathLike, rtol: float = 1e-9) -> Replay:
+def replay(path: str | os.PathLike) -> Replay:
     """Re-run the first ok row of a results file (its first setting's first seed) in this
-    process, at its stored settings, and compare the numbers.
+    process, at its stored settings, and compare the numbers, bit for bit.
 
     A long experiment (one that registered ``quick`` settings) is re-run with them, and only the
-    prefix of its ``curves`` is compared. On the machine that made the file (the same
-    :func:`machine`), the numbers must be bit-identical; elsewhere the last bits may differ (a
-    different CPU or BLAS core sums in another order), so "close" means within ``rtol``.
+    prefix of its ``curves`` is compared. Only a machine with the same :func:`fingerprint` as
+    the run's can be expected to give the same bits: with another BLAS core, a result that
+    training amplifies differs (``same_machine`` says which case this is).
     """
     frame = load(path)
     exp = get(frame.attrs["experiment"])
@@ -612,13 +622,11 @@ def replay(path: str | os.PathLike, rtol: float = 1e-9) -> Replay:
             break
         identical &= bool(np.array_equal(old, new, equal_nan=True))
         scale = np.maximum(np.abs(old), np.finfo(float).tiny)
-        diff = np.abs(old - new) / scale
-        largest = max(largest, float(np.nanmax(diff, initial=0.0)))
+        largest = max(largest, float(np.nanmax(np.abs(old - new) / scale, initial=0.0)))
         compared[key] = old.size
-    same = frame.attrs["provenance"].get("machine") == machine()
-    verdict = "identical" if identical else "close" if largest <= rtol else "different"
-    return Replay(str(path), stored["settings"], stored["seed"], bool(quick), same, compared,
-                  largest, verdict)
+    return Replay(str(path), stored["settings"], stored["seed"], bool(quick),
+                  stored["machine"] == fingerprint(), compared, largest,
+                  "identical" if identical else "different")
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -709,10 +717,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results = [replay(p) for p in args.paths]
             for r in results:
+                where = ("the same machine" if r.same_machine else "ANOTHER MACHINE: its bits "
+                         "may differ; replay it on the machine its rows name")
                 print(f"{r.path}: {r.verdict} (seed {r.seed}, {r.settings}, "
                       f"{'quick ' if r.quick else ''}{sum(r.compared.values())} numbers, "
-                      f"largest relative difference {r.largest_difference:.1e}, "
-                      f"{'same' if r.same_machine else 'another'} machine)")
+                      f"largest relative difference {r.largest_difference:.1e}, {where})")
             return 0 if all(r.ok for r in results) else 1
     except (ValueError, ConnectionError, ModuleNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

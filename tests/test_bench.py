@@ -74,3 +74,4 @@ def test_bench_sweep_table():
     assert lines[0].startswith("Sweep: 4 runs of murray")
     assert [line.split()[0] for line in lines[3:]] == ["1", "2"]
     assert lines[3].split()[3] == "1.00x" and lines[4].split()[4] == "2.00x"
+    assert lines[3].split()[-1].endswith("%") and lines[1].split()[-1] == "efficiency"

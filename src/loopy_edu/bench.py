@@ -564,8 +564,9 @@ def bench_sweep(seconds: float = 1.0, jobs: int = 16, worker_counts: tuple[int, 
     The speed-up is wall(1) / wall(n). The overhead per task is the time that the busiest worker
     spent outside its runs, per run: (wall - its run time) / its runs; with one worker, that is
     everything the scheduler and the client add to a task. "Idle at the end" is how much longer
-    the busiest worker worked than the least busy one (runs differ in length), which also
-    separates the speed-up from the ideal."""
+    the busiest worker worked than the least busy one (runs differ in length). The efficiency,
+    sum of run times / (n x wall), is the share of the workers' time spent in runs: unlike the
+    speed-up, it does not move when a busy machine runs every job slower (or faster)."""
     from . import sweep
     fn = sweep.get("murray").fn
     probe = [sweep.run_one(fn, 0, {"method": "bptt", "trials": 500})["wall_s"]
@@ -587,11 +588,11 @@ def bench_sweep(seconds: float = 1.0, jobs: int = 16, worker_counts: tuple[int, 
         rows.append([str(n), f"{walls[n]:.2f}", f"{frame.wall_s.mean():.3f}",
                      f"{walls[first] / walls[n]:.2f}x", f"{n / first:.2f}x",
                      f"{1e3 * (walls[n] - busiest['sum']) / busiest['count']:.1f}",
-                     f"{idle:.2f}"])
+                     f"{idle:.2f}", f"{frame.wall_s.sum() / (n * walls[n]):.1%}"])
     head = (f"Sweep: {jobs} runs of murray (bptt, {trials:,} trials), LocalCluster of "
             f"single-threaded workers, {os.cpu_count()} cores")
     return head + "\n" + _table(["workers", "wall s", "s per run", "speed-up", "ideal",
-                                  "overhead ms/task", "idle at the end s"], rows)
+                                  "overhead ms/task", "idle at the end s", "efficiency"], rows)
 
 
 BENCHES = {"mlp": bench_mlp, "memory": bench_memory, "rnn": bench_rnn, "local": bench_local,

@@ -385,3 +385,14 @@ def test_the_command_line_resumes_a_results_file(tmp_path, monkeypatch, capsys):
     assert list(resumed.wall_s[:2]) == list(first.wall_s)  # kept as they were, not run again
     assert sweep.identical(resumed.iloc[:2], first)
     assert "wrote toy.json: 4 rows, 0 failed" in capsys.readouterr().out
+
+
+def test_provenance_names_the_checkout_that_ran(tmp_path, monkeypatch):
+    """An editable install records loopy_edu's own checkout, wherever the sweep starts; a wheel
+    outside any checkout would record the researcher's project (the folder it starts in)."""
+    monkeypatch.chdir(tmp_path)                         # not a git checkout
+    prov = sweep.provenance("cmd")
+    assert Path(prov["git_repository"]) == TESTS.parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=TESTS, capture_output=True,
+                          text=True).stdout.strip()
+    assert prov["git_commit"] == head

@@ -6,7 +6,8 @@ the course's own are in :mod:`loopy_edu.experiments`. :func:`run` runs the grid 
 Dask's distributed scheduler: a ``LocalCluster`` of single-threaded worker processes on this
 machine, or any cluster through its scheduler's address (``dask-jobqueue`` on SLURM/PBS,
 Kubernetes), or this process alone with ``workers=0``. Every job runs with one BLAS thread, so
-a (setting, seed) gives the same bits wherever it runs. A job that raises becomes a failed row;
+a (setting, seed) gives the same bits wherever it runs on one kind of machine (every row records
+its :func:`fingerprint`: the BLAS core matters). A job that raises becomes a failed row;
 a job whose worker dies is run again by the scheduler, so every (setting, seed) appears exactly
 once.
 
@@ -328,13 +329,25 @@ def _execute(exp: Experiment, jobs: list[tuple[dict, int]], client, workers: int
 
 # --- provenance and results files -------------------------------------------------------------
 
-def _git(*args: str) -> str | None:
+def _git(where: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True,
+                             timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _repository() -> Path | None:
+    """The git checkout whose code ran: loopy_edu's own when it is installed from a checkout
+    (editable), else the one the sweep was started in (a researcher's project), else None."""
+    package = Path(__file__).resolve().parent
+    for where in (package, Path.cwd()):
+        top = _git(where, "rev-parse", "--show-toplevel")
+        mine = top and (Path(top) / "src" / "loopy_edu").resolve() == package
+        if top and (mine or where == Path.cwd()):
+            return Path(top)
+    return None
 
 
 @functools.cache
@@ -365,18 +378,22 @@ def _blas() -> str:
 
 
 def provenance(command: str | None = None, scheduler: str = "") -> dict[str, Any]:
-    """Where a results file came from: the package version, the git commit and whether the tree
-    was clean, the command, the host, when, the scheduler, and :func:`machine`."""
+    """Where a results file came from: the package version, the git checkout (see
+    ``_repository``), its commit and whether its tree was clean, the command, the host, when,
+    the scheduler, and :func:`machine`."""
     from . import __version__
     import distributed
-    commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain") if commit else None
-    return {"package": "loopy_edu", "version": __version__, "git_commit": commit,
+    repo = _repository()
+    commit = _git(repo, "rev-parse", "HEAD") if repo else None
+    status = _git(repo, "status", "--porcelain") if commit else None
+    return {"package": "loopy_edu", "version": __version__,
+            "git_repository": str(repo) if repo else None, "git_commit": commit,
             "git_clean": None if status is None else status == "",
             "command": command if command is not None else shlex.join(sys.argv),
             "host": socket.gethostname(), "scheduler": scheduler,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat("T", "seconds"),
-            "dask": distributed.__version__, "pandas": pd.__version__, "machine": machine()}
+            "dask": distributed.__version__, "pandas": pd.__version__,
+            "machine": dict(machine())}
 
 
 def _frame(exp: Experiment, rows: list[dict], prov: dict) -> pd.DataFrame:

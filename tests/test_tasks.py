@@ -21,6 +21,11 @@ MAKERS = {
     "sines": lambda **kw: tasks.sines(120, batch=2, **kw),
     "flip_flop": lambda **kw: tasks.flip_flop(200, batch=3, p=0.1, **kw),
     "parity": lambda **kw: tasks.parity(30, window=3, batch=3, **kw),
+    "arjovsky_copy": lambda **kw: tasks.arjovsky_copy(7, batch=3, length=4, **kw),
+    "cued_recall": lambda **kw: tasks.cued_recall(6, batch=5, **kw),
+    "selective_copy": lambda **kw: tasks.selective_copy(20, batch=3, n_tokens=5, **kw),
+    "counting": lambda **kw: tasks.counting(40, 3, batch=2, **kw),
+    "memory_capacity": lambda **kw: tasks.memory_capacity_task(30, 5, batch=2, **kw),
 }
 
 
@@ -313,7 +318,98 @@ def test_task_checks_its_arrays():
     (lambda: tasks.sequential_mnist("valid"), "split: expected one of"),
     (lambda: tasks.sequential_mnist(n=0), "n: expected a positive integer, got 0"),
     (lambda: tasks.sequential_mnist(permute="yes"), "permute: expected True or False, got 'yes'"),
+    (lambda: tasks.arjovsky_copy(0), "T: expected a positive integer, got 0"),
+    (lambda: tasks.cued_recall(-1), "T: expected an integer >= 0, got -1"),
+    (lambda: tasks.cued_recall(5, n_symbols=1), "n_symbols: expected an integer >= 2, got 1"),
+    (lambda: tasks.cued_recall(5, cue_window=0), "cue_window: expected a positive integer, got 0"),
+    (lambda: tasks.selective_copy(5, n_tokens=8),
+     r"L: expected an integer >= 8 \(room for n_tokens\), got 5"),
+    (lambda: tasks.counting(10, 0), "n: expected a positive integer, got 0"),
+    (lambda: tasks.counting(1, 2), "steps: expected an integer >= 2, got 1"),
+    (lambda: tasks.memory_capacity_task(5, 5), r"T: expected an integer >= 6 \(k_max \+ 1\), got 5"),
+    (lambda: tasks.memory_capacity_task(50, 5, scale=-1), "scale: expected a positive"),
 ])
 def test_bad_arguments_name_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# --- Part IV memory tasks ---------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(T=st.integers(1, 12), length=st.integers(1, 5), n_symbols=st.integers(2, 9),
+       batch=st.integers(1, 3), seed=SEEDS)
+def test_arjovsky_copy_timeline(T, length, n_symbols, batch, seed):
+    task = tasks.arjovsky_copy(T, batch, n_symbols, length, seed)
+    xs, ys = task.xs.argmax(-1), task.targets.argmax(-1)      # channel / class per step
+    assert task.xs.shape == (T + 2 * length, batch, n_symbols + 2)
+    for b in range(batch):
+        symbols = xs[:length, b]
+        assert np.all((symbols >= 1) & (symbols <= n_symbols))
+        for t in range(length, T + 2 * length):
+            assert xs[t, b] == (n_symbols + 1 if t == length + T - 1 else 0)
+            assert ys[t, b] == (symbols[t - length - T] if t >= length + T else 0)
+    assert np.all(task.mask == 1)
+
+
+@pytest.mark.parametrize("T", [1, 100, 500])
+def test_arjovsky_baseline_is_the_memoryless_cross_entropy(T):
+    task = tasks.arjovsky_copy(T, batch=2, seed=1)
+    probs = np.zeros(task.targets.shape[0:1] + task.targets.shape[2:])     # (T + 20, 9)
+    probs[:T + 10, 0] = 1.0                                   # blank, for sure
+    probs[T + 10:, 1:] = 1 / 8                                # then a uniform guess
+    with np.errstate(divide="ignore"):
+        ce = -(task.targets * np.where(task.targets > 0, np.log(probs[:, None]), 0)).sum(-1)
+    assert ce.mean() == pytest.approx(tasks.arjovsky_copy_baseline(T), rel=1e-12)
+    assert tasks.arjovsky_copy_baseline(T) == pytest.approx(10 * math.log(8) / (T + 20))
+
+
+def test_cued_recall_asks_for_the_cued_symbol():
+    task = tasks.cued_recall(15, batch=200, n_symbols=8, cue_window=10, seed=3)
+    xs, go = task.xs, 10 + 15
+    assert np.all(xs[:, :, 8].sum(0) == 1) and np.all(xs[10:, :, 8] == 0)   # one cue, early
+    assert np.all(xs[:, :, 9].sum(0) == 1) and np.all(xs[go, :, 9] == 1)    # go at the end
+    assert np.all(xs[:go, :, :8].sum(-1) == 1) and np.all(xs[go, :, :8] == 0)
+    cue = xs[:, :, 8].argmax(0)
+    cued = xs[cue, np.arange(200), :8].argmax(-1)
+    np.testing.assert_array_equal(task.targets[go].argmax(-1), cued)
+    assert np.all(task.mask[go] == 1) and task.mask.sum() == 200
+    assert len(np.unique(cue)) == 10 and len(np.unique(cued)) == 8           # all used
+
+
+@settings(max_examples=25, deadline=None)
+@given(L=st.integers(8, 40), batch=st.integers(1, 3), seed=SEEDS)
+def test_selective_copy_recalls_the_tokens_in_order(L, batch, seed):
+    task = tasks.selective_copy(L, batch, n_tokens=8, n_symbols=8, seed=seed)
+    channel = task.xs.argmax(-1)
+    for b in range(batch):
+        content = channel[:L, b]
+        data = [c for c in content if c < 8]                  # the noise symbol is channel 8
+        assert len(data) == 8 and np.all(task.xs[:L, b].sum(-1) == 1)
+        assert channel[L, b] == 9 and np.all(task.xs[L + 1:, b] == 0)
+        assert list(task.targets[L + 1:, b].argmax(-1)) == data
+    assert task.mask.sum() == 8 * batch and np.all(task.mask[L + 1:] == 1)
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_counting_stream_is_made_of_words_and_targets_are_the_next_symbol(n):
+    task = tasks.counting(300, n, batch=2, seed=5)
+    stream = task.xs.argmax(-1)
+    np.testing.assert_array_equal(task.targets[:-1].argmax(-1), stream[1:])
+    for b in range(2):
+        text = "".join("ABCDEF"[s] for s in stream[:, b])
+        words = text[:len(text) // (n + 2) * (n + 2)]
+        chunks = {words[i:i + n + 2] for i in range(0, len(words), n + 2)}
+        assert chunks == {"A" + "B" * n + "C", "D" + "E" * n + "F"}
+
+
+def test_memory_capacity_task_targets_are_the_delayed_inputs():
+    task = tasks.memory_capacity_task(60, 7, batch=2, seed=2)
+    u = task.xs[:, :, 0]
+    assert np.all(np.abs(u) <= 0.5) and u.std() > 0.2
+    for t in range(60):
+        for k in range(1, 8):
+            expected = u[t - k] if t >= 7 else 0.0
+            np.testing.assert_array_equal(task.targets[t, :, k - 1], expected)
+    assert np.all(task.mask[:7] == 0) and np.all(task.mask[7:] == 1)

@@ -24,7 +24,9 @@ from .readout import LOSSES
 
 __all__ = [
     "Task", "coin", "coin_probability", "coin_plateaus", "copy", "adding", "adding_baseline",
-    "sines", "flip_flop", "parity", "sequential_mnist", "accuracy",
+    "sines", "flip_flop", "parity", "sequential_mnist", "arjovsky_copy",
+    "arjovsky_copy_baseline", "cued_recall", "selective_copy", "counting", "memory_capacity_task",
+    "accuracy",
 ]
 
 
@@ -623,6 +625,261 @@ def sequential_mnist(split: str = "test", n: int | None = None, permute: bool = 
     mask[-1] = 1.0
     return _task(xs, targets, mask, "xent",
                  "sequential_mnist" + ("_permuted" if permute else ""), dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory tasks of Part IV (loopy networks)
+
+def arjovsky_copy(T: int, batch: int = 1, n_symbols: int = 8, length: int = 10, seed: int = 0,
+                  dtype: DTypeLike = np.float64) -> Task:
+    """The copy task in the form of Arjovsky, Shah & Bengio (2016) (Part IV): remember
+    ``length`` symbols over ``T`` steps, predicting "blank" everywhere else.
+
+    Classes: 0 is blank, 1..n_symbols the symbols; the input has one more channel, the
+    delimiter (n_symbols + 1). Timeline, ``T + 2 * length`` steps::
+
+      t = 0 .. length-1                 input symbol s_t;          target blank
+      t = length .. length+T-2          input blank;               target blank
+      t = length+T-1                    input delimiter;           target blank
+      t = length+T .. T+2*length-1      input blank;               target s_{t-length-T}
+
+    Every step counts (mask 1), loss "xent". Unlike :func:`copy`, a model is scored on the
+    blanks too; answering blank until the delimiter and then a uniform guess costs
+    ``arjovsky_copy_baseline(T)`` per step.
+
+    Parameters
+    ----------
+    T : int
+        The delay: steps from the last symbol to the delimiter, plus one (at least 1).
+    batch : int
+        Number of sequences, B.
+    n_symbols : int
+        Size of the alphabet (8 in the paper).
+    length : int
+        Number of symbols to recall (10 in the paper).
+    seed : int
+    dtype : dtype
+        A floating-point dtype for the arrays.
+
+    Returns
+    -------
+    Task
+        xs (T + 2 length, B, n_symbols + 2), targets (T + 2 length, B, n_symbols + 1).
+    """
+    T = check_positive(T, "T", integer=True)
+    batch = check_positive(batch, "batch", integer=True)
+    n_symbols = check_positive(n_symbols, "n_symbols", integer=True)
+    length = check_positive(length, "length", integer=True)
+    rng = np.random.default_rng(seed)
+    symbols = rng.integers(1, n_symbols + 1, size=(length, batch))
+    inputs = np.zeros((T + 2 * length, batch), dtype=np.int64)     # blank = 0
+    inputs[:length] = symbols
+    inputs[length + T - 1] = n_symbols + 1                          # the delimiter
+    labels = np.zeros_like(inputs)
+    labels[length + T:] = symbols
+    return _task(_one_hot(inputs, n_symbols + 2), _one_hot(labels, n_symbols + 1),
+                 np.ones(inputs.shape), "xent", "arjovsky_copy", dtype)
+
+
+def arjovsky_copy_baseline(T: int, n_symbols: int = 8, length: int = 10) -> float:
+    """Cross-entropy per step of the memoryless answer to :func:`arjovsky_copy`: blank for sure
+    until the delimiter, then each symbol with probability 1/n_symbols. ::
+
+        length * ln(n_symbols) / (T + 2 * length)        (10 ln 8 / (T + 20) in the paper)
+
+    Parameters
+    ----------
+    T, n_symbols, length : int
+        As in :func:`arjovsky_copy`.
+
+    Returns
+    -------
+    float
+    """
+    T = check_positive(T, "T", integer=True)
+    return length * math.log(n_symbols) / (T + 2 * length)
+
+
+def cued_recall(T: int, batch: int = 1, n_symbols: int = 8, cue_window: int = 10,
+                seed: int = 0, dtype: DTypeLike = np.float64) -> Task:
+    """Cued recall with distractors (Part IV): remember the one symbol that a cue flag marked,
+    among symbols that keep coming.
+
+    A random symbol arrives at every step of the first ``cue_window + T`` steps; a cue flag
+    marks one step among the first ``cue_window``. After ``T`` more steps of distractors, a go
+    flag (one step, no symbol) asks for the cued symbol. Input channels: the symbol (one-hot,
+    ``n_symbols``), the cue flag, the go flag. Only the go step counts; loss "xent"; chance is
+    1 / n_symbols.
+
+    Parameters
+    ----------
+    T : int
+        Distractor steps between the cue window and the go step (at least 0).
+    batch : int
+        Number of sequences, B.
+    n_symbols : int
+        Size of the alphabet.
+    cue_window : int
+        The cue falls uniformly on one of these first steps.
+    seed : int
+    dtype : dtype
+        A floating-point dtype for the arrays.
+
+    Returns
+    -------
+    Task
+        xs (cue_window + T + 1, B, n_symbols + 2), targets (..., B, n_symbols).
+    """
+    T = _int_at_least(T, "T", 0)
+    batch = check_positive(batch, "batch", integer=True)
+    n_symbols = _int_at_least(n_symbols, "n_symbols", 2)
+    cue_window = check_positive(cue_window, "cue_window", integer=True)
+    rng = np.random.default_rng(seed)
+    go = cue_window + T
+    symbols = rng.integers(0, n_symbols, size=(go, batch))
+    cue = rng.integers(0, cue_window, size=batch)
+    rows = np.arange(batch)
+    xs = np.zeros((go + 1, batch, n_symbols + 2))
+    xs[:go, :, :n_symbols] = _one_hot(symbols, n_symbols)
+    xs[cue, rows, n_symbols] = 1.0
+    xs[go, :, n_symbols + 1] = 1.0
+    targets = np.zeros((go + 1, batch, n_symbols))
+    targets[go] = _one_hot(symbols[cue, rows], n_symbols)
+    mask = np.zeros((go + 1, batch))
+    mask[go] = 1.0
+    return _task(xs, targets, mask, "xent", "cued_recall", dtype)
+
+
+def selective_copy(L: int, batch: int = 1, n_tokens: int = 8, n_symbols: int = 8,
+                   seed: int = 0, dtype: DTypeLike = np.float64) -> Task:
+    """Selective copying (Gu & Dao 2023, scaled down; Part IV): recall, in order, the data
+    tokens scattered among noise.
+
+    ``n_tokens`` data tokens, each one of ``n_symbols``, sit at random distinct positions of
+    the first ``L`` steps; every other of those steps carries the noise symbol. Step ``L`` is
+    the recall marker; the ``n_tokens`` steps after it (inputs blank) must output the data
+    tokens in their order of arrival. Input channels: the symbols, noise, marker
+    (``n_symbols + 2``). Only the recall steps count; loss "xent"; per-token chance is
+    1 / n_symbols. There is no cue line: what to store has to be decided from content.
+
+    Parameters
+    ----------
+    L : int
+        Length of the part that holds the tokens (at least ``n_tokens``).
+    batch : int
+        Number of sequences, B.
+    n_tokens : int
+        Data tokens to recall.
+    n_symbols : int
+        Size of the data alphabet.
+    seed : int
+    dtype : dtype
+        A floating-point dtype for the arrays.
+
+    Returns
+    -------
+    Task
+        xs (L + 1 + n_tokens, B, n_symbols + 2), targets (..., B, n_symbols).
+    """
+    n_tokens = check_positive(n_tokens, "n_tokens", integer=True)
+    L = _int_at_least(L, "L", n_tokens, " (room for n_tokens)")
+    batch = check_positive(batch, "batch", integer=True)
+    n_symbols = _int_at_least(n_symbols, "n_symbols", 2)
+    rng = np.random.default_rng(seed)
+    where = np.sort(rng.random((L, batch)).argsort(axis=0)[:n_tokens], axis=0)  # (n_tokens, B)
+    tokens = rng.integers(0, n_symbols, size=(n_tokens, batch))
+    inputs = np.full((L, batch), n_symbols)                        # the noise symbol
+    np.put_along_axis(inputs, where, tokens, axis=0)
+    T = L + 1 + n_tokens
+    xs = np.zeros((T, batch, n_symbols + 2))
+    xs[:L, :, :n_symbols + 1] = _one_hot(inputs, n_symbols + 1)
+    xs[L, :, n_symbols + 1] = 1.0                                   # the recall marker
+    targets = np.zeros((T, batch, n_symbols))
+    targets[L + 1:] = _one_hot(tokens, n_symbols)
+    mask = np.zeros((T, batch))
+    mask[L + 1:] = 1.0
+    return _task(xs, targets, mask, "xent", "selective_copy", dtype)
+
+
+def counting(steps: int, n: int, batch: int = 1, seed: int = 0,
+             dtype: DTypeLike = np.float64) -> Task:
+    """The counting task of SORN (Lazar, Pipa & Triesch 2009; Part IV): predict the next symbol
+    of a stream of the words "A B^n C" and "D E^n F".
+
+    Each word is chosen at random with probability 1/2; symbols A, B, C, D, E, F are classes
+    0..5. The target at t is the symbol at t + 1 (every step but the last counts), loss
+    "xent". Only the steps that end a run of B or E (and the first letter of each word) need
+    memory: knowing that n letters have passed, and which word this is.
+
+    Parameters
+    ----------
+    steps : int
+        Length of the stream, T (at least 2).
+    n : int
+        Repetitions of the middle letter (at least 1).
+    batch : int
+        Number of independent streams, B.
+    seed : int
+    dtype : dtype
+        A floating-point dtype for the arrays.
+
+    Returns
+    -------
+    Task
+        xs and targets (steps, B, 6).
+    """
+    steps = _int_at_least(steps, "steps", 2)
+    n = check_positive(n, "n", integer=True)
+    batch = check_positive(batch, "batch", integer=True)
+    rng = np.random.default_rng(seed)
+    words = np.array([[0] + [1] * n + [2], [3] + [4] * n + [5]])   # (2, n + 2)
+    n_words = -(-(steps + 1) // (n + 2))                            # enough for steps + 1
+    stream = words[rng.integers(0, 2, size=(batch, n_words))].reshape(batch, -1).T
+    stream = stream[:steps + 1]                                     # (steps + 1, B)
+    mask = np.ones((steps, batch))
+    return _task(_one_hot(stream[:-1], 6), _one_hot(stream[1:], 6), mask, "xent", "counting",
+                 dtype)
+
+
+def memory_capacity_task(T: int, k_max: int, batch: int = 1, scale: float = 0.5,
+                         seed: int = 0, dtype: DTypeLike = np.float64) -> Task:
+    """Jaeger's memory-capacity input (Part IV): i.i.d. u(t) ~ U(-scale, scale), and as
+    targets every delayed copy u(t - k), k = 1..k_max.
+
+    ``targets[t, :, k - 1] = u(t - k)`` from t = k_max, where every delay is defined, and
+    the mask is 1 there (earlier steps are zero and masked out); loss "mse". :func:`loopy_edu.reservoir.memory_capacity` takes the states and
+    ``xs[:, b, 0]``.
+
+    Parameters
+    ----------
+    T : int
+        Number of steps (more than k_max).
+    k_max : int
+        The longest delay.
+    batch : int
+        Number of independent sequences, B.
+    scale : float
+        Half-width of the uniform input (0.5: Jaeger's U(-0.5, 0.5)).
+    seed : int
+    dtype : dtype
+        A floating-point dtype for the arrays.
+
+    Returns
+    -------
+    Task
+        xs (T, B, 1), targets (T, B, k_max).
+    """
+    k_max = check_positive(k_max, "k_max", integer=True)
+    T = _int_at_least(T, "T", k_max + 1, " (k_max + 1)")
+    batch = check_positive(batch, "batch", integer=True)
+    scale = check_positive(scale, "scale")
+    u = np.random.default_rng(seed).uniform(-scale, scale, size=(T, batch))
+    targets = np.zeros((T, batch, k_max))
+    for k in range(1, k_max + 1):
+        targets[k_max:, :, k - 1] = u[k_max - k:T - k]
+    mask = np.zeros((T, batch))
+    mask[k_max:] = 1.0
+    return _task(u[:, :, None], targets, mask, "mse", "memory_capacity", dtype)
 
 
 # ---------------------------------------------------------------------------------------------

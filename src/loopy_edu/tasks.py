@@ -25,8 +25,8 @@ from .readout import LOSSES
 __all__ = [
     "Task", "coin", "coin_probability", "coin_plateaus", "copy", "adding", "adding_baseline",
     "sines", "flip_flop", "parity", "sequential_mnist", "arjovsky_copy",
-    "arjovsky_copy_baseline", "cued_recall", "selective_copy", "counting", "memory_capacity_task",
-    "accuracy",
+    "arjovsky_copy_baseline", "cued_recall", "selective_copy", "counting",
+    "memory_capacity_task", "accuracy",
 ]
 
 
@@ -847,8 +847,8 @@ def memory_capacity_task(T: int, k_max: int, batch: int = 1, scale: float = 0.5,
     targets every delayed copy u(t - k), k = 1..k_max.
 
     ``targets[t, :, k - 1] = u(t - k)`` from t = k_max, where every delay is defined, and
-    the mask is 1 there (earlier steps are zero and masked out); loss "mse". :func:`loopy_edu.reservoir.memory_capacity` takes the states and
-    ``xs[:, b, 0]``.
+    the mask is 1 there (earlier steps are zero and masked out); loss "mse".
+    :func:`loopy_edu.reservoir.memory_capacity` takes the states and ``xs[:, b, 0]``.
 
     Parameters
     ----------

@@ -16,6 +16,7 @@ import pytest
 from loopy_edu import checkpoint, tasks
 from loopy_edu.backend import available_backends
 from loopy_edu.linear import LinearRegression, gradient_descent
+from loopy_edu.loopy import LoopyNetwork
 from loopy_edu.lstm import LSTM
 from loopy_edu.mlp import MLP
 from loopy_edu.perceptron import Perceptron
@@ -103,6 +104,17 @@ SPECS = {
     ),
     "LSTM": Spec(
         make=lambda seed=0, dtype=np.float64, backend="numba": LSTM(2, 3, 3, seed, dtype, backend),
+        data=lambda m, rng: _sequences(_perturbed(m, rng), rng),
+        grads=lambda m, task: m.loss_and_grads(task),
+        output=lambda m, task: m.predict(task.xs),
+        run=lambda m, task: {"ys": m.predict(task.xs), **m.loss_and_grads(task)[1]},
+        bad_input=lambda m, task: [(lambda: m.predict(task.xs[..., :1]), r"xs: expected shape"),
+                                   (lambda: m.loss_and_grads(task.xs, task.targets), r"loss: expected")],
+        input_name="xs",
+    ),
+    "LoopyNetwork": Spec(
+        make=lambda seed=0, dtype=np.float64, backend="numba": LoopyNetwork(
+            2, 6, 3, k=2, alpha=0.6, seed=seed, dtype=dtype, backend=backend),
         data=lambda m, rng: _sequences(_perturbed(m, rng), rng),
         grads=lambda m, task: m.loss_and_grads(task),
         output=lambda m, task: m.predict(task.xs),

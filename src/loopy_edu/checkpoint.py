@@ -28,6 +28,7 @@ MODELS = {
     "RNN": "loopy_edu.rnn",
     "LSTM": "loopy_edu.lstm",
     "SynapseChain": "loopy_edu.synapses",
+    "LoopyNetwork": "loopy_edu.loopy",
 }
 
 

@@ -5,7 +5,8 @@ and the stored results in ``results/`` run the same code:
 
 - ``murray``: Murray's periodic task trained by BPTT, RFLO or the readout alone (Chapter 9);
 - ``continual``: task A, then task B, with plain or complex-synapse weights (Chapter 10);
-- ``fa_mnist``: MNIST by backprop, feedback alignment or the last layer alone (Chapter 8).
+- ``fa_mnist``: MNIST by backprop, feedback alignment or the last layer alone (Chapter 8);
+- ``loopy_mc``: the memory capacity of a loopy network with its graph fixed (Part IV).
 
 An experiment is ``fn(seed, **settings) -> dict`` of numbers and small arrays; the seed sets
 everything random in it (initial weights, feedback matrices, mini-batch order).
@@ -20,13 +21,16 @@ from .bptt import bptt
 from .checks import check_positive
 from .data import load_mnist
 from .feedback_alignment import fa_grad_fn, random_feedback as mlp_feedback
+from .graphs import erdos_renyi, fixed_in_degree, ring, scale_spectral_radius, small_world
+from .loopy import LoopyNetwork
 from .mlp import MLP
 from .optim import SGD, clip_grad_norm, make_optimizer
+from .reservoir import memory_capacity
 from .rflo import random_feedback, rflo
 from .rnn import RNN
 from .sweep import experiment
 from .synapses import SynapseChain
-from .tasks import Task, sines
+from .tasks import Task, memory_capacity_task, sines
 from .train import train, train_sequences
 
 # --- Chapter 9: Murray's periodic task --------------------------------------------------------
@@ -187,3 +191,39 @@ def fa_mnist(seed: int, method: str = "fa", epochs: int = 10, hidden: int = 1000
                  grad_fn=rule, eval_train=False, progress=False)
     error = 100 * (1 - np.array(hist.test_acc))
     return {"test_error": error, "test_error_final": error[-1], "fallback": data.fallback}
+
+
+# --- Part IV: memory capacity of loopy networks -------------------------------------------------
+
+MC_GRAPHS = {"ring": lambda n, k, seed: ring(n),
+             "fixed_in_degree": lambda n, k, seed: fixed_in_degree(n, k, seed=seed),
+             "erdos_renyi": lambda n, k, seed: erdos_renyi(n, k / (n - 1), seed=seed),
+             "small_world": lambda n, k, seed: small_world(n, k, 0.1, seed=seed)}
+
+
+@experiment(choices={"graph": tuple(MC_GRAPHS), "activation": ("linear", "tanh"),
+                     "inputs": ("random_sign", "equal")})
+def loopy_mc(seed: int, n: int = 100, graph: str = "fixed_in_degree", k: int = 10,
+             spectral_radius: float = 0.95, activation: str = "tanh",
+             inputs: str = "random_sign", input_scale: float = 0.1,
+             steps: int = 25_000) -> dict[str, Any]:
+    """Jaeger's memory capacity of a loopy network whose graph stays as drawn (Part IV).
+
+    Jaeger's protocol: u(t) ~ U(-0.5, 0.5), ``steps`` steps scored on the last 20 % after a
+    washout of 2n + 100, delays up to 2n, ridge 1e-9. The graph (``ring``: the cycle, every
+    weight equal; the others with k synapses per unit on average) is scaled to
+    ``spectral_radius``; the input weights are ``input_scale`` times random signs, or all
+    equal (``"equal"``, a controllability failure on the ring). The seed sets the graph, the
+    signs and the input. Returns ``mc``, ``mc_over_n`` and ``mc_k`` (delays 1..2n).
+    """
+    check_positive(steps, "steps", integer=True)
+    W = scale_spectral_radius(MC_GRAPHS[graph](n, k, seed), spectral_radius)
+    model = LoopyNetwork(1, n, 1, graph=W, activation=activation, seed=seed)
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1.0, 1.0], n) if inputs == "random_sign" else np.ones(n)
+    model.params["W_in"][:, 0] = input_scale * signs
+    washout, k_max = 2 * n + 100, 2 * n
+    task = memory_capacity_task(steps + washout + k_max, k_max, seed=seed + 1)
+    mc, mc_k = memory_capacity(model.states(task.xs)[:, 0], task.xs[:, 0, 0], k_max,
+                               reg=1e-9, washout=washout)
+    return {"mc": mc, "mc_over_n": mc / n, "mc_k": mc_k}

@@ -193,7 +193,7 @@ def fa_mnist(seed: int, method: str = "fa", epochs: int = 10, hidden: int = 1000
     return {"test_error": error, "test_error_final": error[-1], "fallback": data.fallback}
 
 
-# --- Part IV: memory capacity of loopy networks -------------------------------------------------
+# --- Part IV: memory capacity of loopy networks -----------------------------------------------
 
 MC_GRAPHS = {"ring": lambda n, k, seed: ring(n),
              "fixed_in_degree": lambda n, k, seed: fixed_in_degree(n, k, seed=seed),

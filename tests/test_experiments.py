@@ -34,3 +34,21 @@ def test_random_graphs_stay_below_n_and_tanh_below_linear(graph):
     sat = MC(0, n=60, graph=graph, activation="tanh", steps=8000)
     assert 0 < sat["mc"] < lin["mc"] <= 60 * 1.02
     assert lin["mc_k"].shape == (120,)
+
+
+COPY = sweep.get("loopy_copy").fn
+SMALL = dict(n=150, train=200, test=50)
+
+
+def test_a_ring_longer_than_the_delay_recalls_every_symbol():
+    """A ring of weight 1 passes each input around unchanged: after `delay` + 10 steps the
+    symbol sits at a fixed offset, so one linear readout recalls all ten, in every position."""
+    out = COPY(0, delay=100, graph="ring", spectral_radius=1.0, **SMALL)
+    assert out["accuracy"] == 1.0 and np.all(out["accuracy_by_position"] == 1.0)
+
+
+def test_a_random_graph_forgets_with_the_delay():
+    short = COPY(0, delay=20, **SMALL)["accuracy"]
+    long = COPY(0, delay=300, **SMALL)["accuracy"]
+    assert long < short and long < 0.6 and short > 0.5
+    assert long > 1 / 8 - 0.05                          # chance is 1/8

@@ -6,7 +6,8 @@ and the stored results in ``results/`` run the same code:
 - ``murray``: Murray's periodic task trained by BPTT, RFLO or the readout alone (Chapter 9);
 - ``continual``: task A, then task B, with plain or complex-synapse weights (Chapter 10);
 - ``fa_mnist``: MNIST by backprop, feedback alignment or the last layer alone (Chapter 8);
-- ``loopy_mc``: the memory capacity of a loopy network with its graph fixed (Part IV).
+- ``loopy_mc``: the memory capacity of a loopy network with its graph fixed (Part IV);
+- ``loopy_copy``: Arjovsky's copy task read out by ridge from the same networks (Part IV).
 
 An experiment is ``fn(seed, **settings) -> dict`` of numbers and small arrays; the seed sets
 everything random in it (initial weights, feedback matrices, mini-batch order).
@@ -25,12 +26,12 @@ from .graphs import erdos_renyi, fixed_in_degree, ring, scale_spectral_radius, s
 from .loopy import LoopyNetwork
 from .mlp import MLP
 from .optim import SGD, clip_grad_norm, make_optimizer
-from .reservoir import memory_capacity
+from .reservoir import memory_capacity, ridge
 from .rflo import random_feedback, rflo
 from .rnn import RNN
 from .sweep import experiment
 from .synapses import SynapseChain
-from .tasks import Task, memory_capacity_task, sines
+from .tasks import Task, arjovsky_copy, memory_capacity_task, sines
 from .train import train, train_sequences
 
 # --- Chapter 9: Murray's periodic task --------------------------------------------------------
@@ -227,3 +228,42 @@ def loopy_mc(seed: int, n: int = 100, graph: str = "fixed_in_degree", k: int = 1
     mc, mc_k = memory_capacity(model.states(task.xs)[:, 0], task.xs[:, 0, 0], k_max,
                                reg=1e-9, washout=washout)
     return {"mc": mc, "mc_over_n": mc / n, "mc_k": mc_k}
+
+
+def _recall_states(model: LoopyNetwork, delay: int, count: int,
+                   seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The states at the 10 recall steps of ``count`` copy sequences (10 count, N), and the
+    symbol (0..7) each step must recall; 50 sequences at a time, so that only their states
+    are ever held."""
+    states, labels = [], []
+    for chunk in range(0, count, 50):
+        task = arjovsky_copy(delay, batch=min(50, count - chunk), seed=seed + chunk)
+        hs = model.states(np.ascontiguousarray(task.xs))[-10:]          # (10, B, N)
+        states.append(hs.reshape(-1, hs.shape[-1]))
+        labels.append(task.targets[-10:].argmax(-1).ravel() - 1)
+    return np.concatenate(states), np.concatenate(labels)
+
+
+@experiment(choices={"graph": ("ring", "fixed_in_degree"), "activation": ("linear", "tanh")})
+def loopy_copy(seed: int, delay: int = 100, n: int = 1000, graph: str = "fixed_in_degree",
+               k: int = 10, spectral_radius: float = 0.99, activation: str = "linear",
+               train: int = 1000, test: int = 200, reg: float = 1e-6) -> dict[str, Any]:
+    """Arjovsky's copy task (10 of 8 symbols, recalled after ``delay`` steps) read out by one
+    ridge readout from the recall steps' states of a loopy network whose graph stays as drawn
+    (Part IV): a test of what a fixed network keeps, not of learning.
+
+    The blank is no input (its input weights are 0), so that a ring of weight 1 does not add
+    up a constant drive. The seed sets the graph, the input weights and the sequences;
+    ``train`` and ``test`` sequences give 10 samples each. Returns ``accuracy`` (per symbol, on
+    the test sequences; chance is 1/8) and ``accuracy_by_position`` (10,).
+    """
+    for value, name in ((delay, "delay"), (train, "train"), (test, "test")):
+        check_positive(value, name, integer=True)
+    W = scale_spectral_radius(MC_GRAPHS[graph](n, k, seed), spectral_radius)
+    model = LoopyNetwork(10, n, 1, graph=W, activation=activation, seed=seed)
+    model.params["W_in"][:, 0] = 0.0                       # the blank channel
+    X, y = _recall_states(model, delay, train, 1_000_000 * (seed + 1))
+    W_out, b_out = ridge(X, np.eye(8)[y], reg)
+    X, y = _recall_states(model, delay, test, 1_000_000 * (seed + 1) + train)
+    right = ((X @ W_out.T + b_out).argmax(-1) == y).reshape(-1, 10)   # (sequences, position)
+    return {"accuracy": right.mean(), "accuracy_by_position": right.mean(axis=0)}

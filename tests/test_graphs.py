@@ -468,3 +468,11 @@ def test_every_statistic_checks_its_graph_as_W(fn):
 def test_bounds_are_documented_constants():
     assert graphs.COUNT_CYCLES_MAX_N == 2000 and graphs.HENRICI_MAX_N == 3000
     assert graphs.DENSE_EIGVALS_MAX_N < 1000          # so the n = 1000 test runs ARPACK
+
+
+def test_a_long_ring_whose_eigenvalues_all_share_one_modulus_is_scaled():
+    """ARPACK cannot separate n eigenvalues on one circle (it did not converge on ring(1000));
+    the dense fallback answers."""
+    W = graphs.scale_spectral_radius(graphs.ring(1000, weight=2.0), 0.99)
+    assert graphs.spectral_radius(W) == pytest.approx(0.99, rel=1e-12)
+    np.testing.assert_allclose(W.data, 0.99, rtol=1e-12)

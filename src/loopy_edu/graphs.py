@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 from scipy import linalg, sparse
 from scipy.sparse import csgraph
-from scipy.sparse.linalg import eigs
+from scipy.sparse.linalg import ArpackNoConvergence, eigs
 
 from .checks import check_dtype, check_number, check_positive
 
@@ -49,6 +49,12 @@ DENSE_EIGVALS_MAX_N = 500
 # a random graph's spectrum fills a disk, many eigenvalues lie near its edge, and asking for
 # one alone returned one of its neighbours, ~0.5 % short, for 5 of 10 seeds at n = 1000.
 EIGS_K, EIGS_NCV = 16, 64
+# ARPACK's restarts before a block small enough for the dense fallback gives up: a ring never
+# converges, and ARPACK's default of 10 n restarts took a minute at n = 1000. Larger blocks keep
+# the default (a random graph of 20,000 units needs more than 300).
+EIGS_MAXITER = 300
+# When ARPACK does not converge, blocks up to this size fall back to dense eigenvalues.
+DENSE_FALLBACK_MAX_N = 4000
 COUNT_CYCLES_MAX_N = 2000
 HENRICI_MAX_N = 3000
 # Waxman graphs are drawn this many rows at a time, so memory stays O(n) per row.
@@ -518,7 +524,18 @@ def _block_radius(B: sparse.csr_array) -> float:
         return float(np.abs(np.linalg.eigvals(B.toarray())).max())
     # A seeded start vector: ARPACK's own changes between calls, and with it the last bits.
     v0 = np.random.default_rng(0).standard_normal(m)
-    lam = eigs(B, k=EIGS_K, ncv=EIGS_NCV, which="LM", v0=v0, return_eigenvectors=False)
+    try:
+        lam = eigs(B, k=EIGS_K, ncv=EIGS_NCV, which="LM", v0=v0, return_eigenvectors=False,
+                   maxiter=EIGS_MAXITER if m <= DENSE_FALLBACK_MAX_N else None)
+    except ArpackNoConvergence:
+        # Many eigenvalues of one modulus (a ring has all n on a circle) leave ARPACK nothing
+        # to separate; LAPACK's dense solver still answers for a few thousand units.
+        if m > DENSE_FALLBACK_MAX_N:
+            raise ValueError(f"W: ARPACK did not converge on a strongly connected block of "
+                             f"{m} units (many eigenvalues of equal modulus, as on a ring?), "
+                             f"and the dense fallback stops at {DENSE_FALLBACK_MAX_N} "
+                             f"units") from None
+        lam = np.linalg.eigvals(B.toarray())
     return float(np.abs(lam).max())
 
 

@@ -12,7 +12,7 @@ from loopy_edu import checkpoint, graphs, tasks
 from loopy_edu.backend import available_backends
 from loopy_edu.bptt import bptt
 from loopy_edu.gradcheck import check_grads
-from loopy_edu.loopy import LoopyNetwork
+from loopy_edu.loopy import UNIT_CODES, LoopyNetwork
 from loopy_edu.rnn import RNN
 
 BACKENDS = available_backends()
@@ -211,3 +211,19 @@ def test_bad_graphs_and_params_are_refused():
     model.params["W_rec"] = model.params["W_rec"][:-1]
     with pytest.raises(ValueError, match=r"params\['W_rec'\]: expected a float64 array"):
         model.loss_and_grads(xs, targets, loss="mse", mask=mask)
+
+
+@pytest.mark.parametrize("backend", ["numba", "cuda"])
+def test_forward_without_acts_gives_the_same_states_and_the_last_acts(backend):
+    """states() asks the kernels for the states alone (no backward pass follows): the same
+    states, and the activations of the last step only."""
+    from loopy_edu.backend import kernels
+    m = LoopyNetwork(2, 7, 1, k=3, alpha=0.4, seed=1, backend=backend)
+    xs = np.random.default_rng(0).standard_normal((6, 3, 2))
+    args = (m.params["W_in"], m.params["W_rec"], *m._kernel_index, m.params["b_rec"], xs,
+            m._leak(), UNIT_CODES["tanh"])
+    hs, acts = kernels("loopy", backend).forward(*args)
+    hs1, last = kernels("loopy", backend).forward(*args, keep_acts=False)
+    np.testing.assert_array_equal(hs1, hs)
+    assert acts.shape == (6, 3, 7) and last.shape == (1, 3, 7)
+    np.testing.assert_array_equal(last[0], acts[-1])

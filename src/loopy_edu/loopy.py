@@ -319,8 +319,8 @@ class LoopyNetwork(RecurrentModel):
         if backend == "numpy":
             return forward(self.graph, W_in, b_rec, xs, self.alpha, self.activation)[0]
         return kernels("loopy", backend).forward(W_in, W_rec, *self._kernel_index, b_rec, xs,
-                                                 self._leak(),
-                                                 UNIT_CODES[self.activation])[0]
+                                                 self._leak(), UNIT_CODES[self.activation],
+                                                 keep_acts=False)[0]   # no backward follows
 
     def loss_and_grads(self, data: Task | np.ndarray, targets: np.ndarray | None = None,
                        loss: str | None = None, mask: np.ndarray | None = None,

@@ -112,13 +112,15 @@ def _run_forward(W_in, data, indptr, indices, b_rec, dxs, B, alpha, code):
     return hs, acts
 
 
-def forward(W_in, data, indptr, indices, b_rec, xs, alpha, code):
-    """States hs and activations acts (T, B, N) for xs (T, B, n_in), from h_0 = 0."""
+def forward(W_in, data, indptr, indices, b_rec, xs, alpha, code, keep_acts=True):
+    """States hs and activations acts (T, B, N) for xs (T, B, n_in), from h_0 = 0; without
+    ``keep_acts`` only the last step's acts (1, B, N) come back to the host."""
     T, B, n_in = xs.shape
     N = b_rec.shape[0]
     dxs = cuda.to_device(np.ascontiguousarray(xs).reshape(T * B, n_in))
     hs, acts = _run_forward(W_in, data, indptr, indices, b_rec, dxs, B, alpha, code)
-    return hs[B:].copy_to_host().reshape(T, B, N), acts.copy_to_host().reshape(T, B, N)
+    acts = acts if keep_acts else acts[(T - 1) * B:]
+    return hs[B:].copy_to_host().reshape(T, B, N), acts.copy_to_host().reshape(-1, B, N)
 
 
 def loss_and_grads(W_in, data, indptr, indices, b_rec, W_out, b_out, xs, targets, mask, alpha,

@@ -28,14 +28,17 @@ def _unit_grad(a, code):
 
 
 @njit(cache=True)
-def forward(W_in, data, indptr, indices, b_rec, xs, alpha, code):
-    """States hs and activations acts (T, B, N) for xs (T, B, n_in), from h_0 = 0."""
+def forward(W_in, data, indptr, indices, b_rec, xs, alpha, code, keep_acts=True):
+    """States hs and activations acts (T, B, N) for xs (T, B, n_in), from h_0 = 0. Without
+    ``keep_acts`` (states alone, no backward pass to follow) acts is one step, (1, B, N), so
+    that a long run holds one (T, B, N) array less."""
     T, B, n_in = xs.shape
     N = b_rec.shape[0]
     drive = np.dot(xs.reshape(T * B, n_in), W_in.T).reshape(T, B, N)   # W_in x_t for every step
     hs = np.zeros((T, B, N), dtype=xs.dtype)
-    acts = np.empty_like(hs)
+    acts = np.empty((T if keep_acts else 1, B, N), dtype=xs.dtype)
     for t in range(T):
+        s = t if keep_acts else 0
         for b in range(B):
             for i in range(N):
                 u = drive[t, b, i] + b_rec[i]
@@ -43,7 +46,7 @@ def forward(W_in, data, indptr, indices, b_rec, xs, alpha, code):
                     for e in range(indptr[i], indptr[i + 1]):
                         u += data[e] * hs[t - 1, b, indices[e]]
                 a = _unit(u, code)
-                acts[t, b, i] = a
+                acts[s, b, i] = a
                 h = hs[t - 1, b, i] if t > 0 else 0.0
                 hs[t, b, i] = (1 - alpha[i]) * h + alpha[i] * a
     return hs, acts

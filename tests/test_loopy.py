@@ -220,8 +220,8 @@ def test_forward_without_acts_gives_the_same_states_and_the_last_acts(backend):
     from loopy_edu.backend import kernels
     m = LoopyNetwork(2, 7, 1, k=3, alpha=0.4, seed=1, backend=backend)
     xs = np.random.default_rng(0).standard_normal((6, 3, 2))
-    args = (m.params["W_in"], m.params["W_rec"], *m._kernel_index, m.params["b_rec"], xs,
-            m._leak(), UNIT_CODES["tanh"])
+    args = (m.params["W_in"], m.params["W_rec"], *m.kernel_index, m.params["b_rec"], xs,
+            m.leaks(), UNIT_CODES["tanh"])
     hs, acts = kernels("loopy", backend).forward(*args)
     hs1, last = kernels("loopy", backend).forward(*args, keep_acts=False)
     np.testing.assert_array_equal(hs1, hs)

@@ -296,9 +296,20 @@ class LoopyNetwork(RecurrentModel):
         return {"W_in": (N, self.n_in), "W_rec": (len(self._indices),), "b_rec": (N,),
                 "W_out": (self.n_out, N), "b_out": (self.n_out,)}
 
-    def _leak(self) -> np.ndarray:
-        """α as an array (n_rec,) of the dtype, as the kernels take it."""
+    def leaks(self) -> np.ndarray:
+        """α as an array (n_rec,) of the model's dtype, as the kernels take it.
+
+        Returns
+        -------
+        np.ndarray, shape (n_rec,)
+        """
         return np.ascontiguousarray(np.broadcast_to(self.alpha, (self.n_rec,)), self.dtype)
+
+    @property
+    def kernel_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """The graph's CSR ``indptr`` (n_rec + 1,) and ``indices`` (nnz,) as uint32, the form
+        every kernel takes (unsigned indices spare Numba a sign check per gathered index)."""
+        return self._kernel_index
 
     def states(self, xs: np.ndarray, backend: str | None = None) -> np.ndarray:
         """States hs (T, B, N) for xs (T, B, n_in), from h_0 = 0.
@@ -318,8 +329,8 @@ class LoopyNetwork(RecurrentModel):
         backend = check_backend(backend or self.backend)
         if backend == "numpy":
             return forward(self.graph, W_in, b_rec, xs, self.alpha, self.activation)[0]
-        return kernels("loopy", backend).forward(W_in, W_rec, *self._kernel_index, b_rec, xs,
-                                                 self._leak(), UNIT_CODES[self.activation],
+        return kernels("loopy", backend).forward(W_in, W_rec, *self.kernel_index, b_rec, xs,
+                                                 self.leaks(), UNIT_CODES[self.activation],
                                                  keep_acts=False)[0]   # no backward follows
 
     def loss_and_grads(self, data: Task | np.ndarray, targets: np.ndarray | None = None,
@@ -361,8 +372,8 @@ class LoopyNetwork(RecurrentModel):
         W_in, W_rec, b_rec, W_out, b_out = self.weights()
         if backend != "numpy":
             value, grads = kernels("loopy", backend).loss_and_grads(
-                W_in, W_rec, *self._kernel_index, b_rec, W_out, b_out, xs, targets, mask,
-                self._leak(), UNIT_CODES[self.activation], LOSSES.index(loss))
+                W_in, W_rec, *self.kernel_index, b_rec, W_out, b_out, xs, targets, mask,
+                self.leaks(), UNIT_CODES[self.activation], LOSSES.index(loss))
             return float(value), dict(zip(self.params, grads))
         W = self.graph
         hs, acts = forward(W, W_in, b_rec, xs, self.alpha, self.activation)

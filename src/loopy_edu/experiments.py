@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .bptt import bptt
-from .checks import check_positive
+from .checks import check_number, check_positive
 from .data import load_mnist
 from .feedback_alignment import fa_grad_fn, random_feedback as mlp_feedback
 from .graphs import erdos_renyi, fixed_in_degree, ring, scale_spectral_radius, small_world
@@ -207,19 +207,22 @@ MC_GRAPHS = {"ring": lambda n, k, seed: ring(n),
 def loopy_mc(seed: int, n: int = 100, graph: str = "fixed_in_degree", k: int = 10,
              spectral_radius: float = 0.95, activation: str = "tanh",
              inputs: str = "random_sign", input_scale: float = 0.1,
-             steps: int = 25_000) -> dict[str, Any]:
+             steps: int = 25_000, alpha_min: float = 1.0) -> dict[str, Any]:
     """Jaeger's memory capacity of a loopy network whose graph stays as drawn (Part IV).
 
     Jaeger's protocol: u(t) ~ U(-0.5, 0.5), ``steps`` steps scored on the last 20 % after a
     washout of 2n + 100, delays up to 2n, ridge 1e-9. The graph (``ring``: the cycle, every
     weight equal; the others with k synapses per unit on average) is scaled to
     ``spectral_radius``; the input weights are ``input_scale`` times random signs, or all
-    equal (``"equal"``, a controllability failure on the ring). The seed sets the graph, the
-    signs and the input. Returns ``mc``, ``mc_over_n`` and ``mc_k`` (delays 1..2n).
+    equal (``"equal"``, a controllability failure on the ring). The leaks are log-spaced from
+    ``alpha_min`` to 1 over the units (a leak spectrum; 1 is no leak). The seed sets the graph,
+    the signs and the input. Returns ``mc``, ``mc_over_n`` and ``mc_k`` (delays 1..2n).
     """
     check_positive(steps, "steps", integer=True)
+    check_number(alpha_min, "alpha_min", low=0.0, high=1.0, low_open=True)
     W = scale_spectral_radius(MC_GRAPHS[graph](n, k, seed), spectral_radius)
-    model = LoopyNetwork(1, n, 1, graph=W, activation=activation, seed=seed)
+    alpha = np.geomspace(alpha_min, 1.0, n) if alpha_min < 1.0 else 1.0
+    model = LoopyNetwork(1, n, 1, graph=W, activation=activation, alpha=alpha, seed=seed)
     rng = np.random.default_rng(seed)
     signs = rng.choice([-1.0, 1.0], n) if inputs == "random_sign" else np.ones(n)
     model.params["W_in"][:, 0] = input_scale * signs

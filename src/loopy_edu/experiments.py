@@ -7,7 +7,8 @@ and the stored results in ``results/`` run the same code:
 - ``continual``: task A, then task B, with plain or complex-synapse weights (Chapter 10);
 - ``fa_mnist``: MNIST by backprop, feedback alignment or the last layer alone (Chapter 8);
 - ``loopy_mc``: the memory capacity of a loopy network with its graph fixed (Part IV);
-- ``loopy_copy``: Arjovsky's copy task read out by ridge from the same networks (Part IV).
+- ``loopy_copy``: Arjovsky's copy task read out by ridge from the same networks (Part IV);
+- ``sorn_counting``: the SORN counting task, full and ablated (Chapter 12).
 
 An experiment is ``fn(seed, **settings) -> dict`` of numbers and small arrays; the seed sets
 everything random in it (initial weights, feedback matrices, mini-batch order).
@@ -29,9 +30,10 @@ from .optim import SGD, clip_grad_norm, make_optimizer
 from .reservoir import memory_capacity, ridge
 from .rflo import random_feedback, rflo
 from .rnn import RNN
+from .sorn import SORN, logistic_readout
 from .sweep import experiment
 from .synapses import SynapseChain
-from .tasks import Task, arjovsky_copy, memory_capacity_task, sines
+from .tasks import Task, arjovsky_copy, counting, memory_capacity_task, sines
 from .train import train, train_sequences
 
 # --- Chapter 9: Murray's periodic task --------------------------------------------------------
@@ -270,3 +272,59 @@ def loopy_copy(seed: int, delay: int = 100, n: int = 1000, graph: str = "fixed_i
     X, y = _recall_states(model, delay, test, 1_000_000 * (seed + 1) + train)
     right = ((X @ W_out.T + b_out).argmax(-1) == y).reshape(-1, 10)   # (sequences, position)
     return {"accuracy": right.mean(), "accuracy_by_position": right.mean(axis=0)}
+
+
+# --- ch. 12, SORN: the counting task ----------------------------------------------------------
+
+SORN_VARIANTS = {"full": (True, True, True), "ip_only": (False, True, False),
+                 "off": (False, False, False), "no_stdp": (False, True, True),
+                 "no_ip": (True, False, True), "no_sn": (True, True, False)}
+
+
+def word_positions(symbols: np.ndarray) -> np.ndarray:
+    """The position of each symbol of a counting stream within its word (A and D are 0); the
+    stream must start at a word's first letter. (T,) -> (T,)"""
+    steps = np.arange(len(symbols))
+    starts = np.where(np.isin(symbols, (0, 3)), steps, 0)
+    return steps - np.maximum.accumulate(starts)
+
+
+@experiment(choices={"variant": tuple(SORN_VARIANTS)})
+def sorn_counting(seed: int, n: int = 20, variant: str = "full", n_e: int = 200,
+                  plastic_steps: int = 50_000, readout_steps: int = 5000,
+                  C: float = 1.0) -> dict[str, Any]:
+    """The SORN counting task (Lazar, Pipa & Triesch 2009) with SORN_V2's protocol: a SORN
+    sees the words "A B^n C" and "D E^n F" (at random, 1/2 each) for ``plastic_steps`` steps
+    with the ``variant``'s plasticity on (STDP, IP, SN: (True, True, True) for ``"full"``,
+    see ``SORN_VARIANTS``), then, frozen, ``readout_steps`` steps to fit SORN_V2's logistic
+    regression readout (:func:`loopy_edu.sorn.logistic_readout`, penalty 1/C) and
+    ``readout_steps`` more to test it.
+
+    The readout reads x(t) and predicts two labels of the input at t + 1: its symbol
+    (``accuracy``, Lazar et al.'s prediction task; no readout can beat ``ceiling`` = 1 -
+    0.5/(n + 2), since the next word is a coin flip), and its position in its word
+    (``position_accuracy``, the label SORN_V2 scores: ``source.sequence_ind()``), which
+    needs the count. ``end_accuracy`` is the symbol accuracy on the steps whose next symbol
+    ends a word (C or F), the steps where counting matters. Also returns the excitatory
+    firing ``rate`` during the test. The seed sets the network and the stream.
+    """
+    for value, name in ((plastic_steps, "plastic_steps"), (readout_steps, "readout_steps")):
+        check_positive(value, name, integer=True)
+    stdp, ip, sn = SORN_VARIANTS[variant]
+    model = SORN(n_e=n_e, stdp=stdp, ip=ip, sn=sn, seed=seed)
+    task = counting(plastic_steps + 2 * readout_steps, n, seed=1_000_000 * (seed + 1))
+    symbols = np.concatenate([task.xs[:1, 0].argmax(-1), task.targets[:, 0].argmax(-1)])
+    labels = {"accuracy": (symbols[1:], 6), "position_accuracy": (word_positions(symbols)[1:],
+                                                                  n + 2)}
+    model.run(task.xs[:plastic_steps, 0])
+    X = model.run(task.xs[plastic_steps:, 0], plastic=False).astype(np.float64)   # (2R, N_e)
+    train, test = slice(0, readout_steps), slice(readout_steps, None)
+    out = {}
+    for key, (label, classes) in labels.items():
+        label = label[plastic_steps:]
+        W_out, b_out = logistic_readout(X[train], label[train], classes, C)
+        right = (X[test] @ W_out.T + b_out).argmax(-1) == label[test]
+        out[key] = float(right.mean())
+        if key == "accuracy":
+            out["end_accuracy"] = float(right[np.isin(label[test], (2, 5))].mean())
+    return {**out, "ceiling": 1 - 0.5 / (n + 2), "rate": float(X[test].mean())}

@@ -396,3 +396,19 @@ def test_provenance_names_the_checkout_that_ran(tmp_path, monkeypatch):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=TESTS, capture_output=True,
                           text=True).stdout.strip()
     assert prov["git_commit"] == head
+
+
+def test_a_setting_added_after_the_file_was_made_takes_its_default(tmp_path):
+    """A file made before an experiment gained a setting loads, replays and resumes with that
+    setting at its default (which must keep the old behaviour)."""
+    path = tmp_path / "toy.json"
+    sweep.run("toy", "0-1", {"scale": 2.0}, workers=0, progress=False, out=path)
+    doc = json.loads(path.read_text())
+    for row in doc["rows"]:
+        del row["settings"]["sleep"]                      # as if "sleep" were added since
+    path.write_text(json.dumps(doc))
+    frame = sweep.load(path)
+    assert list(frame.sleep) == [0.0, 0.0] and list(frame.scale) == [2.0, 2.0]
+    assert sweep.replay(path).ok
+    calls = sweep.run("toy", "0-2", {"scale": 2.0}, workers=0, progress=False, resume=path)
+    assert list(calls.seed) == [0, 1, 2] and sweep.identical(calls.iloc[:2], frame)

@@ -541,8 +541,11 @@ def load(path: str | os.PathLike) -> pd.DataFrame:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"path: {str(path)!r} is not a {FORMAT} results file")
     exp = get(doc["experiment"])
-    rows = [{**r, "result": {k: np.asarray(v, dtype=np.float64) if isinstance(v, list) else v
-                             for k, v in r["result"].items()}} for r in doc["rows"]]
+    # A setting added to an experiment after the file was made takes its default, which must
+    # keep the old behaviour (ARCHITECTURE.md, "Stored results").
+    rows = [{**r, "settings": {**exp.defaults, **r["settings"]},
+             "result": {k: np.asarray(v, dtype=np.float64) if isinstance(v, list) else v
+                        for k, v in r["result"].items()}} for r in doc["rows"]]
     return _frame(exp, rows, doc["provenance"])
 
 

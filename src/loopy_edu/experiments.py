@@ -8,6 +8,7 @@ and the stored results in ``results/`` run the same code:
 - ``fa_mnist``: MNIST by backprop, feedback alignment or the last layer alone (Chapter 8);
 - ``loopy_mc``: the memory capacity of a loopy network with its graph fixed (Part IV);
 - ``loopy_copy``: Arjovsky's copy task read out by ridge from the same networks (Part IV);
+- ``loopy_plastic_mc``: ``loopy_mc`` after an unsupervised local rule has run (Chapter 12);
 - ``sorn_counting``: the SORN counting task, full and ablated (Chapter 12).
 
 An experiment is ``fn(seed, **settings) -> dict`` of numbers and small arrays; the seed sets
@@ -27,6 +28,7 @@ from .graphs import erdos_renyi, fixed_in_degree, ring, scale_spectral_radius, s
 from .loopy import LoopyNetwork
 from .mlp import MLP
 from .optim import SGD, clip_grad_norm, make_optimizer
+from .plasticity import NORMS, RULES, adapt
 from .reservoir import memory_capacity, ridge
 from .rflo import random_feedback, rflo
 from .rnn import RNN
@@ -225,14 +227,22 @@ def loopy_mc(seed: int, n: int = 100, graph: str = "fixed_in_degree", k: int = 1
     W = scale_spectral_radius(MC_GRAPHS[graph](n, k, seed), spectral_radius)
     alpha = np.geomspace(alpha_min, 1.0, n) if alpha_min < 1.0 else 1.0
     model = LoopyNetwork(1, n, 1, graph=W, activation=activation, alpha=alpha, seed=seed)
-    rng = np.random.default_rng(seed)
-    signs = rng.choice([-1.0, 1.0], n) if inputs == "random_sign" else np.ones(n)
+    signs = (np.random.default_rng(seed).choice([-1.0, 1.0], n) if inputs == "random_sign"
+             else np.ones(n))
     model.params["W_in"][:, 0] = input_scale * signs
+    mc, mc_k, _ = _measure_mc(model, steps, seed)
+    return {"mc": mc, "mc_over_n": mc / n, "mc_k": mc_k}
+
+
+def _measure_mc(model: LoopyNetwork, steps: int,
+                seed: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """Jaeger's protocol on a model with one input: MC, MC_k (2n,) and the scored states."""
+    n = model.n_rec
     washout, k_max = 2 * n + 100, 2 * n
     task = memory_capacity_task(steps + washout + k_max, k_max, seed=seed + 1)
-    mc, mc_k = memory_capacity(model.states(task.xs)[:, 0], task.xs[:, 0, 0], k_max,
-                               reg=1e-9, washout=washout)
-    return {"mc": mc, "mc_over_n": mc / n, "mc_k": mc_k}
+    hs = model.states(task.xs)[:, 0]                                       # (T, n)
+    mc, mc_k = memory_capacity(hs, task.xs[:, 0, 0], k_max, reg=1e-9, washout=washout)
+    return mc, mc_k, hs[washout:]
 
 
 def _recall_states(model: LoopyNetwork, delay: int, count: int,
@@ -328,3 +338,40 @@ def sorn_counting(seed: int, n: int = 20, variant: str = "full", n_e: int = 200,
         if key == "accuracy":
             out["end_accuracy"] = float(right[np.isin(label[test], (2, 5))].mean())
     return {**out, "ceiling": 1 - 0.5 / (n + 2), "rate": float(X[test].mean())}
+
+
+# --- ch. 12: unsupervised plasticity and memory capacity --------------------------------------
+
+@experiment(choices={"rule": RULES, "normalise": NORMS})
+def loopy_plastic_mc(seed: int, n: int = 200, k: int = 10, spectral_radius: float = 0.95,
+                     rule: str = "off", eta: float = 1e-4, epochs: int = 1,
+                     adapt_steps: int = 10_000, normalise: str = "none", tau: float = 100.0,
+                     mu: float = 0.0, sigma: float = 0.2, input_scale: float = 0.1,
+                     steps: int = 25_000) -> dict[str, Any]:
+    """Jaeger's memory capacity of a tanh loopy network after an unsupervised local rule
+    (:func:`loopy_edu.plasticity.adapt`) has run on a U(-0.5, 0.5) input stream of
+    ``adapt_steps`` steps, ``epochs`` times (Chapter 12, experiment 2).
+
+    The network is :func:`loopy_mc`'s (fixed in-degree k, scaled to ``spectral_radius``,
+    input weights ``input_scale`` times random signs) and so is the measurement, on fresh
+    input; ``rule="off"`` is the plasticity-off control, the same network for the same seed
+    (the adaptation stream has its own seed). Returns ``mc``, ``mc_over_n``, ``mc_k`` (delays
+    1..2n), the ``spectral_radius`` after adaptation, and ``state_sd``, the standard deviation
+    of the states the capacity was measured on.
+    """
+    check_positive(steps, "steps", integer=True)
+    if check_positive(adapt_steps, "adapt_steps", integer=True) < 2:
+        raise ValueError(f"adapt_steps: expected at least 2 steps, got {adapt_steps}")
+    W = scale_spectral_radius(fixed_in_degree(n, k, seed=seed), spectral_radius)
+    model = LoopyNetwork(1, n, 1, graph=W, activation="tanh", seed=seed)
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], n)          # loopy_mc's
+    model.params["W_in"][:, 0] = input_scale * signs
+    history = {"spectral_radius": [spectral_radius]}
+    if rule != "off":
+        stream = memory_capacity_task(adapt_steps, 1, seed=1_000_000 + seed).xs
+        history = adapt(model, stream, rule=rule, eta=eta, epochs=epochs, normalise=normalise,
+                        tau=tau, mu=mu, sigma=sigma)
+    mc, mc_k, hs = _measure_mc(model, steps, seed)
+    return {"mc": mc, "mc_over_n": mc / n, "mc_k": mc_k,
+            "spectral_radius": float(history["spectral_radius"][-1]),
+            "state_sd": float(hs.std())}

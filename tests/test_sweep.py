@@ -348,6 +348,8 @@ def test_a_result_that_is_not_numbers_is_a_failed_row():
     row = sweep.run_one(lambda seed: {"x": "text"}, 0, {})
     assert row["status"] == "failed" and "result['x']: expected a number" in row["error"]
     assert sweep.run_one(lambda seed: [1], 0, {})["error"].startswith("TypeError: an experiment")
+    clash = sweep.run_one(lambda seed, rho=1.0: {"rho": 2.0, "wall_s": 1.0}, 0, {"rho": 1.0})
+    assert clash["status"] == "failed" and "['rho', 'wall_s']" in clash["error"]
 
 
 def test_run_returns_a_frame_in_grid_then_seed_order():

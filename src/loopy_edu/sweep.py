@@ -253,6 +253,10 @@ def run_one(fn: Callable[..., dict], seed: int, settings: Mapping[str, Any]) -> 
         if not isinstance(result, Mapping):
             raise TypeError(f"an experiment returns a dict, got {type(result).__name__}")
         result = {str(k): _plain(v, k) for k, v in result.items()}
+        taken = sorted(set(result) & {*settings, *ROW_FIELDS})
+        if taken:      # a results table has one column per name
+            raise ValueError(f"result keys {taken} are also names of settings or row fields; "
+                             f"rename them")
         status, error = "ok", ""
     except Exception as exc:     # the sweep goes on; the row records what went wrong
         result, status, error = {}, "failed", f"{type(exc).__name__}: {exc}"

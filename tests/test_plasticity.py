@@ -214,7 +214,7 @@ SMALL = dict(n=30, k=4, steps=3000)
 def test_experiment_off_is_loopy_mc_and_eta_zero_changes_nothing():
     off = PLASTIC_MC(0, **SMALL)
     assert off["mc"] == loopy_mc(0, n=30, k=4, steps=3000)["mc"]           # the same protocol
-    assert off["spectral_radius"] == 0.95
+    assert off["radius_after"] == 0.95
     still = PLASTIC_MC(0, rule="ip", eta=0.0, adapt_steps=200, **SMALL)
     assert still["mc"] == off["mc"]                     # the adaptation stream is separate
 

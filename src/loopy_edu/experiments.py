@@ -356,8 +356,8 @@ def loopy_plastic_mc(seed: int, n: int = 200, k: int = 10, spectral_radius: floa
     input weights ``input_scale`` times random signs) and so is the measurement, on fresh
     input; ``rule="off"`` is the plasticity-off control, the same network for the same seed
     (the adaptation stream has its own seed). Returns ``mc``, ``mc_over_n``, ``mc_k`` (delays
-    1..2n), the ``spectral_radius`` after adaptation, and ``state_sd``, the standard deviation
-    of the states the capacity was measured on.
+    1..2n), ``radius_after``, the spectral radius after adaptation, and ``state_sd``, the
+    standard deviation of the states the capacity was measured on.
     """
     check_positive(steps, "steps", integer=True)
     if check_positive(adapt_steps, "adapt_steps", integer=True) < 2:
@@ -373,5 +373,5 @@ def loopy_plastic_mc(seed: int, n: int = 200, k: int = 10, spectral_radius: floa
                         tau=tau, mu=mu, sigma=sigma)
     mc, mc_k, hs = _measure_mc(model, steps, seed)
     return {"mc": mc, "mc_over_n": mc / n, "mc_k": mc_k,
-            "spectral_radius": float(history["spectral_radius"][-1]),
+            "radius_after": float(history["spectral_radius"][-1]),
             "state_sd": float(hs.std())}

@@ -2,8 +2,10 @@
 here, memory capacity's textbook facts on loopy networks (Part IV), each able to fail."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from loopy_edu import sweep
+from loopy_edu import experiments, gates, sweep
+from loopy_edu.lstm import LSTM
 
 MC = sweep.get("loopy_mc").fn
 
@@ -52,3 +54,136 @@ def test_a_random_graph_forgets_with_the_delay():
     long = COPY(0, delay=300, **SMALL)["accuracy"]
     assert long < short and long < 0.6 and short > 0.5
     assert long > 1 / 8 - 0.05                          # chance is 1/8
+
+
+# ch. 12, cued recall and selective copying -------------------------------------------------
+
+GATE = sweep.get("cued_gate").fn
+LSTM_CUED = sweep.get("lstm_cued").fn
+LSTM_SELECTIVE = sweep.get("lstm_selective_copy").fn
+GATE_SMALL = dict(n=100, batch=20, eval_every=100, test=200)
+
+
+def test_the_slot_holds_the_first_or_the_last_write_and_zeros_without_one():
+    hs = np.arange(4 * 3 * 2, dtype=float).reshape(4, 3, 2)          # (T, B, N)
+    writes = np.array([[0, 0, 0], [1, 0, 0], [1, 0, 1], [0, 0, 1]])
+    held = gates.slot(hs, writes)
+    np.testing.assert_array_equal(held, [hs[1, 0], [0.0, 0.0], hs[2, 2]])
+    np.testing.assert_array_equal(gates.slot(hs, writes, keep="last"),
+                                  [hs[2, 0], [0.0, 0.0], hs[3, 2]])
+    assert hs[1, 1].sum() != 0                                          # hs is left alone
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(gates.KEEPS))
+def test_the_three_factor_rule_is_reward_times_the_eligibility_of_decisions_that_mattered(
+        seed, keep):
+    """Against a loop over each sequence's steps that stops at its first write (keep="first"),
+    or runs backwards and stops at its last (keep="last")."""
+    rng = np.random.default_rng(seed)
+    T, B, M = 6, 4, 3
+    z, g = rng.standard_normal((T, B, M)), rng.random((T, B))
+    writes, reward = rng.random((T, B)) < 0.3, rng.integers(0, 2, B).astype(float)
+    want = np.zeros(M)
+    for b in range(B):
+        for t in (range(T) if keep == "first" else reversed(range(T))):
+            want += 0.5 * (reward[b] - 0.25) * (writes[t, b] - g[t, b]) * z[t, b] / B
+            if writes[t, b]:
+                break
+    got = gates.three_factor_update(z, g, writes, reward, 0.25, 0.5, keep)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    # A reward equal to its baseline teaches nothing, whatever the gate did.
+    assert not gates.three_factor_update(z, g, writes, np.full(B, 0.25), 0.25, 0.5).any()
+
+
+def test_the_gate_inputs_are_the_input_the_state_and_a_constant():
+    xs, hs = np.ones((5, 2, 3)), np.full((5, 2, 4), 0.5)
+    z = gates.gate_inputs(xs, hs)
+    assert z.shape == (5, 2, 8) and np.all(z[..., -1] == 1) and np.all(z[..., 3:7] == 0.5)
+    np.testing.assert_allclose(gates.gate_probability(np.zeros(8), z), 0.5)
+
+
+def test_the_hand_wired_gate_recalls_every_cued_symbol_within_200_sequences():
+    """The cue flag writes the state of the cue step into the slot; that state is dominated by
+    the symbol just seen, so a linear readout decodes it, whatever the delay."""
+    out = GATE(0, gate="hand", T=10, sequences=200, **GATE_SMALL)
+    assert out["accuracy"] >= 0.95 and out["cue_held"] == 1.0 and out["writes"] == 1.0
+    np.testing.assert_array_equal(out["sequences_seen"], [100, 200])
+    assert out["curve"].shape == out["train_reward"].shape == (2,)
+
+
+def test_without_a_gate_the_fixed_network_is_near_chance_at_delay_60():
+    out = GATE(0, gate="off", T=60, sequences=400, **GATE_SMALL)
+    assert out["accuracy"] < 0.3 and out["writes"] == 0.0
+
+
+def test_a_gate_learned_by_reward_times_eligibility_holds_the_cue():
+    out = GATE(1, gate="learned", T=20, sequences=1000, **GATE_SMALL)
+    assert out["accuracy"] >= 0.9 and out["cue_held"] >= 0.9
+    assert out["train_reward"][0] < out["train_reward"][-1]
+
+
+def test_a_short_run_is_the_prefix_of_a_long_one():
+    """What sweep.replay relies on (quick settings, curves compared as a prefix)."""
+    short = GATE(2, gate="learned", T=5, sequences=200, **GATE_SMALL)
+    long = GATE(2, gate="learned", T=5, sequences=300, **GATE_SMALL)
+    np.testing.assert_array_equal(short["curve"], long["curve"][:2])
+    a = LSTM_CUED(0, T=3, sequences=64, batch=16, eval_every=24, hidden=5, test=20)
+    b = LSTM_CUED(0, T=3, sequences=96, batch=16, eval_every=24, hidden=5, test=20)
+    np.testing.assert_array_equal(a["curve"], b["curve"][:len(a["curve"])])
+    np.testing.assert_array_equal(b["sequences_seen"], [32, 48, 80, 96])
+
+
+def test_lstm_cued_returns_well_formed_results():
+    out = LSTM_CUED(0, T=5, sequences=64, batch=16, eval_every=32, hidden=6, test=40)
+    assert 0 <= out["accuracy"] <= 1 and out["curve"].shape == (2,)
+    assert out["accuracy"] == out["curve"][-1]
+    assert abs(out["train_loss"][0] - np.log(8)) < 0.3                # chance, ln 8, at first
+
+
+def test_lstm_selective_copy_has_about_9000_parameters_and_scores_each_position():
+    out = LSTM_SELECTIVE(0, L=12, sequences=64, batch=16, eval_every=64, test=30)
+    assert out["cells"] == 41 and out["n_params"] == 8864
+    assert out["accuracy_by_position"].shape == (8,)
+    assert np.isclose(out["accuracy"], out["accuracy_by_position"].mean())
+    assert LSTM_SELECTIVE(0, L=12, sequences=16, batch=16, eval_every=16, test=5,
+                          hidden=3)["n_params"] == 4 * 3 * (10 + 3 + 1) + 8 * 4
+
+
+@pytest.mark.parametrize("target", [500, 9000, 20_000])
+def test_lstm_hidden_is_the_size_whose_parameter_count_is_nearest(target):
+    H = experiments.lstm_hidden(target, 10, 8)
+
+    def count(h):
+        return sum(p.size for p in LSTM(10, h, 8).params.values())
+    assert abs(count(H) - target) <= min(abs(count(H - 1) - target), abs(count(H + 1) - target))
+
+
+@pytest.mark.parametrize("fn, kwargs, name", [
+    (GATE, dict(gate="random"), "gate"),
+    (GATE, dict(keep="middle"), "keep"),
+    (GATE, dict(sequences=30, batch=20), "sequences"),
+    (GATE, dict(batch=0), "batch"),
+    (GATE, dict(eta_gate=-1.0), "eta_gate"),
+    (GATE, dict(T=0), "T"),
+    (LSTM_CUED, dict(lr=0.0), "lr"),
+    (LSTM_CUED, dict(eval_every=0), "eval_every"),
+    (LSTM_SELECTIVE, dict(clip=-1.0), "clip"),
+    (LSTM_SELECTIVE, dict(hidden=-3), "hidden"),
+    (LSTM_SELECTIVE, dict(forget_bias=float("nan")), "forget_bias"),
+])
+def test_bad_settings_are_refused_by_name(fn, kwargs, name):
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        fn(0, **{"sequences": 40 if fn is GATE else 64, **kwargs})
+
+
+def test_gate_functions_name_their_bad_arguments():
+    with pytest.raises(ValueError, match="writes"):
+        gates.slot(np.zeros((4, 2, 3)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="keep"):
+        gates.slot(np.zeros((4, 2, 3)), np.zeros((4, 2)), keep="any")
+    with pytest.raises(ValueError, match="eta"):
+        gates.three_factor_update(np.zeros((2, 1, 3)), np.zeros((2, 1)), np.zeros((2, 1)),
+                                  np.zeros(1), 0.0, 0.0)
+    with pytest.raises(ValueError, match="z"):
+        gates.gate_probability(np.zeros(3), np.zeros((2, 1, 4)))

@@ -9,25 +9,32 @@ and the stored results in ``results/`` run the same code:
 - ``loopy_mc``: the memory capacity of a loopy network with its graph fixed (Part IV);
 - ``loopy_copy``: Arjovsky's copy task read out by ridge from the same networks (Part IV);
 - ``loopy_plastic_mc``: ``loopy_mc`` after an unsupervised local rule has run (Chapter 12);
-- ``sorn_counting``: the SORN counting task, full and ablated (Chapter 12).
+- ``sorn_counting``: the SORN counting task, full and ablated (Chapter 12);
+- ``cued_gate``, ``lstm_cued``: cued recall by a gated slot (hand-wired or learned by a
+  three-factor rule) and by an LSTM trained by BPTT (Chapter 12);
+- ``lstm_selective_copy``: the LSTM baseline of selective copying (Chapter 12).
 
 An experiment is ``fn(seed, **settings) -> dict`` of numbers and small arrays; the seed sets
 everything random in it (initial weights, feedback matrices, mini-batch order).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .bptt import bptt
-from .checks import check_number, check_positive
+from .checks import check_choice, check_number, check_positive
 from .data import load_mnist
 from .feedback_alignment import fa_grad_fn, random_feedback as mlp_feedback
+from .gates import KEEPS, gate_inputs, gate_probability, slot, three_factor_update
 from .graphs import erdos_renyi, fixed_in_degree, ring, scale_spectral_radius, small_world
 from .loopy import LoopyNetwork
+from .lstm import LSTM
 from .mlp import MLP
-from .optim import SGD, clip_grad_norm, make_optimizer
+from .online_readout import lms_step
+from .optim import SGD, Adam, clip_grad_norm, make_optimizer
 from .plasticity import NORMS, RULES, adapt
 from .reservoir import memory_capacity, ridge
 from .rflo import random_feedback, rflo
@@ -35,7 +42,8 @@ from .rnn import RNN
 from .sorn import SORN, logistic_readout
 from .sweep import experiment
 from .synapses import SynapseChain
-from .tasks import Task, arjovsky_copy, counting, memory_capacity_task, sines
+from .tasks import (Task, accuracy as task_accuracy, arjovsky_copy, counting, cued_recall,
+                    memory_capacity_task, selective_copy, sines)
 from .train import train, train_sequences
 
 # --- Chapter 9: Murray's periodic task --------------------------------------------------------
@@ -375,3 +383,237 @@ def loopy_plastic_mc(seed: int, n: int = 200, k: int = 10, spectral_radius: floa
     return {"mc": mc, "mc_over_n": mc / n, "mc_k": mc_k,
             "radius_after": float(history["spectral_radius"][-1]),
             "state_sd": float(hs.std())}
+
+
+# --- ch. 12, cued recall and selective copying ------------------------------------------------
+
+GATES = ("hand", "learned", "off")
+CUE = 8                                    # cued recall's input channel of the cue flag
+
+
+def _check_schedule(sequences: int, batch: int, eval_every: int, test: int) -> int:
+    """The number of updates, ``sequences / batch``, after checking the four counts."""
+    for value, name in ((sequences, "sequences"), (batch, "batch"),
+                        (eval_every, "eval_every"), (test, "test")):
+        check_positive(value, name, integer=True)
+    if sequences % batch:
+        raise ValueError(f"sequences: expected a multiple of batch = {batch}, got {sequences}")
+    return sequences // batch
+
+
+def _evaluated(step: int, batch: int, eval_every: int) -> bool:
+    """Whether update ``step`` (from 0) takes the count of sequences seen past a multiple of
+    ``eval_every``: a curve point every ``eval_every`` sequences whatever the batch, at the
+    same updates in a short run and in a long one."""
+    return (step + 1) * batch // eval_every > step * batch // eval_every
+
+
+def _slot_features(net: LoopyNetwork, xs: np.ndarray, gate: str, keep: str, w: np.ndarray,
+                   coins: np.random.Generator | None) -> tuple:
+    """The readout's features [slot, 1] (B, N + 1) for cued recall's inputs xs (T, B, 10),
+    and the gate's decisions (T, B); for the learned gate also what it read (T, B, M) and its
+    probabilities (T, B), else None. Without ``coins`` the learned gate opens where
+    g_t > 1/2."""
+    hs = net.states(np.ascontiguousarray(xs))                           # (T, B, N)
+    z = g = None
+    if gate == "off":                    # no slot: the readout reads the go step's state
+        writes = np.zeros(hs.shape[:2], dtype=bool)
+        writes[-1] = True
+    elif gate == "hand":
+        writes = xs[:, :, CUE] > 0
+    else:
+        z = gate_inputs(xs, hs)
+        g = gate_probability(w, z)
+        writes = coins.random(g.shape) < g if coins is not None else g > 0.5
+    s = slot(hs, writes, keep)
+    return np.hstack([s, np.ones((len(s), 1))]), writes, z, g
+
+
+@experiment(choices={"gate": GATES, "keep": KEEPS}, quick={"sequences": 2000},
+            curves=("curve",))
+def cued_gate(seed: int, gate: str = "hand", keep: str = "first", T: int = 100, n: int = 200,
+              k: int = 10,
+              spectral_radius: float = 0.95, sequences: int = 15_000, batch: int = 20,
+              eta: float = 0.02, eta_gate: float = 0.3, gate_bias: float = -1.5,
+              eval_every: int = 1000, test: int = 500) -> dict[str, Any]:
+    """Cued recall at delay ``T`` (:func:`loopy_edu.tasks.cued_recall`) from a fixed loopy
+    network and a gated slot (:mod:`loopy_edu.gates`), read out by NLMS (Chapter 12,
+    experiment 7).
+
+    The network (n tanh units, fixed in-degree k, scaled to ``spectral_radius``, drawn with
+    ``seed``) never changes. ``gate="hand"`` writes its state into the slot when the cue flag
+    is on; ``"learned"``: a gate unit decides from [x_t, h_t, 1] and learns by reward ×
+    eligibility (:func:`loopy_edu.gates.three_factor_update`, rate ``eta_gate``, bias
+    starting at ``gate_bias``, r̄ a running mean of the reward); ``"off"`` (the control) has
+    no slot: the readout reads the go step's state. The slot keeps the gate's first write
+    (``keep="first"``) or its last (``"last"``): the same for the hand-wired gate, not for one
+    that learns (:mod:`loopy_edu.gates`). The readout, on [slot, 1], learns by NLMS
+    (step ``eta``), one sample after another; the reward is whether its prediction before its
+    step was right. Training sees ``sequences`` fresh sequences, ``batch`` at a time; every
+    ``eval_every`` sequences, the accuracy on ``test`` fixed sequences (the learned gate
+    opening where g_t > 1/2) joins ``curve``. Returns ``accuracy`` (at the end; chance is
+    1/8), ``curve``, ``sequences_seen`` (where each point was taken), ``train_reward`` (the
+    mean reward between points), and, on the test sequences at the end, ``writes`` (mean
+    writes per sequence, the steps after the first included) and ``cue_held`` (the fraction
+    whose slot holds the cue step's state).
+    """
+    check_choice(gate, "gate", GATES)
+    check_choice(keep, "keep", KEEPS)
+    steps = _check_schedule(sequences, batch, eval_every, test)
+    check_positive(T, "T", integer=True)
+    check_positive(n, "n", integer=True)
+    for value, name in ((eta, "eta"), (eta_gate, "eta_gate")):
+        check_positive(value, name)
+    check_number(gate_bias, "gate_bias")
+    net = LoopyNetwork(10, n, 1, k=k, spectral_radius=spectral_radius, seed=seed)
+    W_out = np.zeros((8, n + 1))                                        # reads [slot, 1]
+    w = np.zeros(10 + n + 1)                                            # the gate's weights
+    w[-1] = gate_bias
+    coins = np.random.default_rng((seed, 2))             # the learned gate's decisions
+    base = 1_000_000 * (seed + 1)
+    test_task = cued_recall(T, batch=test, seed=base - 1)
+    test_y = test_task.targets[-1].argmax(-1)
+
+    def evaluate() -> tuple[float, np.ndarray]:
+        Z, writes, _, _ = _slot_features(net, test_task.xs, gate, keep, w, None)
+        return float(np.mean((Z @ W_out.T).argmax(-1) == test_y)), writes
+
+    curve, seen, rewards, reward_mean, baseline = [], [], [], [], 1 / 8
+    for s in range(steps):
+        task = cued_recall(T, batch=batch, seed=base + s)
+        Z, writes, z, g = _slot_features(net, task.xs, gate, keep, w, coins)
+        Y = task.targets[-1]                                            # (B, 8), one-hot
+        reward = ((Z @ W_out.T).argmax(-1) == Y.argmax(-1)).astype(float)
+        for z_b, y_b in zip(Z, Y):
+            lms_step(W_out, z_b, y_b, eta, normalized=True)
+        if gate == "learned":
+            w += three_factor_update(z, g, writes, reward, baseline, eta_gate, keep)
+            baseline += 0.1 * (reward.mean() - baseline)
+        rewards.append(reward.mean())
+        if _evaluated(s, batch, eval_every):
+            curve.append(evaluate()[0])
+            seen.append((s + 1) * batch)
+            reward_mean.append(np.mean(rewards))
+            rewards = []
+    final, writes = evaluate()
+    cue_step = test_task.xs[:, :, CUE].argmax(0)                        # (B,)
+    kept = writes.argmax(0) if keep == "first" else len(writes) - 1 - writes[::-1].argmax(0)
+    return {"accuracy": final, "curve": np.array(curve), "sequences_seen": np.array(seen),
+            "train_reward": np.array(reward_mean),
+            "writes": float(writes.sum(0).mean()) if gate != "off" else 0.0,
+            "cue_held": float(np.mean((kept == cue_step) & writes.any(0)))}
+
+
+def lstm_hidden(n_params: int, n_in: int, n_out: int) -> int:
+    """The number of cells H whose LSTM (:class:`loopy_edu.lstm.LSTM`, readout included) has
+    the parameter count nearest ``n_params`` (the smaller H on a tie) ::
+
+        count(H) = 4H (n_in + H + 1) + n_out (H + 1)
+
+    Parameters
+    ----------
+    n_params : int
+        The parameter budget.
+    n_in, n_out : int
+        The task's inputs and outputs.
+
+    Returns
+    -------
+    int
+        H.
+    """
+    for value, name in ((n_params, "n_params"), (n_in, "n_in"), (n_out, "n_out")):
+        check_positive(value, name, integer=True)
+    counts = {H: 4 * H * (n_in + H + 1) + n_out * (H + 1) for H in range(1, n_params + 1)}
+    return min(counts, key=lambda H: (abs(counts[H] - n_params), H))
+
+
+def _train_lstm(model: LSTM, make_task: Callable[[int, int], Task], test_task: Task,
+                sequences: int, batch: int, lr: float, clip: float,
+                eval_every: int) -> dict[str, Any]:
+    """BPTT with Adam on fresh batches ``make_task(batch, step)``, the gradient's norm clipped
+    at ``clip``. Returns the accuracy on ``test_task`` every ``eval_every`` sequences
+    (``curve``, ``sequences_seen``), the mean training loss between points (``train_loss``),
+    and the outputs on the test task at the end (``ys``, (T, B, n_out))."""
+    curve, seen = [], []
+
+    def record(step: int, m: LSTM, hist: Any) -> None:
+        if _evaluated(step, batch, eval_every):
+            curve.append(task_accuracy(m.predict(test_task.xs), test_task))
+            seen.append((step + 1) * batch)
+
+    hist = train_sequences(model, lambda s: make_task(batch, s), Adam(lr), sequences // batch,
+                           clip=clip, progress=False, callback=record)
+    ends = [0] + [n // batch for n in seen]
+    return {"curve": np.array(curve), "sequences_seen": np.array(seen),
+            "train_loss": np.array([np.mean(hist.loss[a:b]) for a, b in zip(ends, ends[1:])]),
+            "ys": model.predict(test_task.xs)}
+
+
+def _check_lstm(lr: float, clip: float, forget_bias: float) -> None:
+    check_positive(lr, "lr")
+    check_positive(clip, "clip")
+    check_number(forget_bias, "forget_bias")
+
+
+@experiment(quick={"sequences": 3200}, curves=("curve",))
+def lstm_cued(seed: int, T: int = 100, sequences: int = 100_000, lr: float = 1e-3,
+              hidden: int = 40, forget_bias: float = 1.0, batch: int = 32, clip: float = 1.0,
+              eval_every: int = 1000, test: int = 500) -> dict[str, Any]:
+    """Cued recall at delay ``T`` learned by an LSTM of ``hidden`` cells, BPTT and Adam
+    (Chapter 12, experiment 7's baseline): the loss only at the go step, the gradient's norm
+    clipped at ``clip`` before each update, ``batch`` fresh sequences per update.
+
+    The seed sets the initial weights (forget gate bias ``forget_bias``) and the sequences.
+    Returns ``accuracy`` (on ``test`` fixed sequences, at the end; chance is 1/8), ``curve``
+    (the same every ``eval_every`` sequences), ``sequences_seen`` and ``train_loss`` (the mean
+    training loss between points; ln 8 = 2.08 is chance).
+    """
+    steps = _check_schedule(sequences, batch, eval_every, test)
+    check_positive(T, "T", integer=True)
+    check_positive(hidden, "hidden", integer=True)
+    _check_lstm(lr, clip, forget_bias)
+    base = 1_000_000 * (seed + 1)
+    test_task = cued_recall(T, batch=test, seed=base - 1)
+    model = LSTM(10, hidden, 8, seed=seed, forget_bias=forget_bias, backend="numba")
+    out = _train_lstm(model, lambda b, s: cued_recall(T, batch=b, seed=base + s), test_task,
+                      steps * batch, batch, lr, clip, eval_every)
+    return {"accuracy": task_accuracy(out.pop("ys"), test_task), **out}
+
+
+@experiment(quick={"sequences": 3200}, curves=("curve",))
+def lstm_selective_copy(seed: int, L: int = 200, sequences: int = 100_000, lr: float = 1e-3,
+                        forget_bias: float = 1.0, hidden: int = 0, batch: int = 32,
+                        clip: float = 1.0, eval_every: int = 1000,
+                        test: int = 500) -> dict[str, Any]:
+    """Selective copying (:func:`loopy_edu.tasks.selective_copy`: 8 tokens of 8 symbols among
+    noise in ``L`` steps, recalled in order after a marker) learned by an LSTM, BPTT and Adam
+    (Chapter 12, experiment 8's baseline): the loss at the 8 recall steps, the gradient's
+    norm clipped at ``clip`` before each update, ``batch`` fresh sequences per update.
+
+    ``hidden=0`` takes the H whose parameter count is nearest 9,000 (:func:`lstm_hidden`; 41
+    cells, 8,864 parameters, for the task's 10 inputs and 8 outputs). The seed sets the
+    initial weights (forget gate bias ``forget_bias``) and the sequences. Returns
+    ``accuracy`` (per token, on ``test`` fixed sequences, at the end; chance is 1/8),
+    ``accuracy_by_position`` (8,), ``curve`` (the per-token accuracy every ``eval_every``
+    sequences), ``sequences_seen``, ``train_loss`` (the mean training loss between points,
+    summed over the 8 recall steps: 8 ln 8 = 16.6 is chance), ``cells`` (H) and
+    ``n_params``.
+    """
+    steps = _check_schedule(sequences, batch, eval_every, test)
+    check_positive(L, "L", integer=True)
+    if hidden != 0:
+        check_positive(hidden, "hidden", integer=True)
+    _check_lstm(lr, clip, forget_bias)
+    base = 1_000_000 * (seed + 1)
+    test_task = selective_copy(L, batch=test, seed=base - 1)
+    H = hidden or lstm_hidden(9000, test_task.n_in, test_task.n_out)
+    model = LSTM(test_task.n_in, H, test_task.n_out, seed=seed, forget_bias=forget_bias,
+                 backend="numba")
+    out = _train_lstm(model, lambda b, s: selective_copy(L, batch=b, seed=base + s), test_task,
+                      steps * batch, batch, lr, clip, eval_every)
+    recall = slice(L + 1, None)                                         # the 8 output steps
+    right = (out.pop("ys")[recall].argmax(-1)
+             == test_task.targets[recall].argmax(-1))                   # (8, B)
+    return {"accuracy": float(right.mean()), "accuracy_by_position": right.mean(axis=1), **out,
+            "cells": H, "n_params": sum(p.size for p in model.params.values())}

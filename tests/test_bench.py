@@ -75,3 +75,86 @@ def test_bench_sweep_table():
     assert [line.split()[0] for line in lines[3:]] == ["1", "2"]
     assert lines[3].split()[3] == "1.00x" and lines[4].split()[4] == "2.00x"
     assert lines[3].split()[-1].endswith("%") and lines[1].split()[-1] == "efficiency"
+
+
+# Part IV: the fast static run of kernels/loopy_{numba,cuda}.py (`states`) and bench_loopy.
+from loopy_edu import graphs, loopy  # noqa: E402
+from loopy_edu.backend import kernels  # noqa: E402
+from loopy_edu.bench import bench_loopy, reservoirpy_states  # noqa: E402
+from loopy_edu.kernels import loopy_numba  # noqa: E402
+from loopy_edu.loopy import UNIT_CODES  # noqa: E402
+
+
+def static_problem(B, dtype, N=9, T=7, n_in=2, seed=0):
+    """An Erdős–Rényi graph (rows of every length, empty ones included), per-unit leaks, a
+    bias, and inputs (T, B, n_in)."""
+    rng = np.random.default_rng(seed)
+    W = graphs.erdos_renyi(N, 0.3, seed=seed)
+    W.data *= 0.8
+    alpha = rng.uniform(0.2, 1.0, N)
+    W_in, b = rng.standard_normal((N, n_in)), 0.5 * rng.standard_normal(N)
+    xs = 2 * rng.standard_normal((T, B, n_in))
+    kernel_args = (W_in.astype(dtype), W.data.astype(dtype), W.indptr.astype(np.uint32),
+                   W.indices.astype(np.uint32), b.astype(dtype), xs.astype(dtype),
+                   alpha.astype(dtype))
+    return W, W_in, b, xs, alpha, kernel_args
+
+
+@pytest.mark.parametrize("backend", ["numba", "cuda"])
+@pytest.mark.parametrize("activation", ["tanh", "linear", "sigmoid"])
+@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+def test_fast_states_equal_the_numpy_reference(backend, activation, B, dtype, tol):
+    W, W_in, b, xs, alpha, args = static_problem(B, dtype)
+    want = loopy.forward(W, W_in, b, xs, alpha, activation)[0]
+    got = kernels("loopy", backend).states(*args, UNIT_CODES[activation])
+    assert got.shape == want.shape and got.dtype == dtype
+    # Relative to the largest state: the linear network's grow past 1.
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol * max(1.0, np.abs(want).max()))
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 2.3e-16), (np.float32, 2e-7)])
+def test_vector_tanh_is_within_round_off(dtype, tol):
+    """The tanh pass, with α = 1 and h = 0, is tanh itself to within round-off (float32: about
+    3 units in the last place of 1): near 0, where e^{-2|z|} ≈ 1, through the reduction's every
+    m, and saturated (|z| > 20)."""
+    big, tiny = np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal
+    z = np.concatenate([np.linspace(-30, 30, 100_001),
+                        [0.0, 1e-30, -tiny, big, -big]]).astype(dtype)
+    out = np.empty_like(z)
+    loopy_numba._leak_act(z, np.zeros_like(z), np.ones_like(z), loopy_numba.TANH, out)
+    assert np.max(np.abs(out - np.tanh(z.astype(np.float64)))) <= tol
+    assert np.all(np.sign(out[out != 0]) == np.sign(z[out != 0]))
+
+
+def test_fast_states_equal_reservoirpy():
+    """reservoirpy's Reservoir.run on the same W, W_in, bias and lr gives the same states."""
+    pytest.importorskip("reservoirpy")
+    W, W_in, b, xs, alpha, args = static_problem(2, np.float64, N=30, T=50)
+    args = args[:-1] + (np.full(30, 0.4),)
+    got = kernels("loopy", "numba").states(*args, UNIT_CODES["tanh"])
+    np.testing.assert_allclose(got, reservoirpy_states(W, W_in, b, xs, 0.4), rtol=0,
+                               atol=1e-12)
+
+
+def test_bench_loopy_tables():
+    out = bench_loopy(seconds=0.001, N=12, T=20, degrees=(2, 3), batch=3, batch_steps=4,
+                      plastic_steps=3, gpu=True, gpu_n=16, gpu_k=2, gpu_steps=2)
+    blocks = out.split("\n\n")
+    assert blocks[0].startswith("Static run, N=12, batch 1, 20 steps")
+    assert blocks[1].startswith("3 sequences of 4 steps at once")
+    for block in blocks[:2]:
+        rows = [line.split() for line in block.splitlines()[3:]]
+        assert [r[0] for r in rows] == ["2", "3"]
+        if reservoirpy_states(graphs.ring(2), np.ones((2, 1)), np.zeros(2),
+                              np.zeros((1, 1, 1)), 1.0) is not None:
+            assert all(r[4].endswith("x") and r[5].endswith("x") for r in rows)
+            assert all(float(r[6]) <= 1e-12 for r in rows)       # states checked against it
+        else:
+            assert "reservoirpy columns skipped" in out
+    assert any(b.startswith("Plastic step") for b in blocks)
+    assert blocks[-1].startswith("GPU, 16 units x 2 synapses")
+    assert bench_loopy(seconds=0.001, N=5, T=3, degrees=(1,), batch=2, batch_steps=2,
+                       plastic_steps=2, gpu=False).endswith("GPU rows skipped: no CUDA GPU "
+                                                            "here (none, or only Numba's "
+                                                            "simulator)")

@@ -31,7 +31,9 @@ LABS = sorted((ROOT / "notebooks").glob("*_lab.ipynb"))
 # Needed at run time although no module imports it, and why.
 NEEDED_UNIMPORTED = {"scipy": "Numba compiles np.dot and @ in the kernels to BLAS via scipy"}
 # Imported, but only when present, and why.
-OPTIONAL_IMPORTS = {"torch": "bench.py times PyTorch beside the backends when it is installed"}
+OPTIONAL_IMPORTS = {"torch": "bench.py times PyTorch beside the backends when it is installed",
+                    "reservoirpy": "bench.py times reservoirpy's Reservoir.run beside the loopy "
+                                   "kernels when it is installed"}
 # A Jupyter kernel brings these along.
 KERNEL_PROVIDES = {"IPython", "ipykernel"}
 

@@ -1,4 +1,6 @@
-"""Side-by-side benchmarks: ``python -m loopy_edu.bench {mlp,memory,rnn,local,sweep,all}``.
+"""Side-by-side benchmarks: ``python -m loopy_edu.bench NAME``.
+
+NAME is one of mlp, memory, rnn, local, loopy, sweep or all.
 
 Speed is reported as throughput measured in one run on one machine, with ratios between
 backends, so the figures compare like with like. Every CPU column uses one thread (run through
@@ -595,12 +597,226 @@ def bench_sweep(seconds: float = 1.0, jobs: int = 16, worker_counts: tuple[int, 
                                   "overhead ms/task", "idle at the end s", "efficiency"], rows)
 
 
+def _reservoirpy():
+    """reservoirpy's ``Reservoir`` class, or None when reservoirpy is not installed (it is no
+    dependency of the package: ``pip install reservoirpy`` for the benchmark's columns)."""
+    try:
+        from reservoirpy.nodes import Reservoir
+    except ImportError:
+        return None
+    return Reservoir
+
+
+def reservoirpy_states(W, W_in: np.ndarray, b_rec: np.ndarray, xs: np.ndarray,
+                       lr: float) -> np.ndarray | None:
+    """The states of reservoirpy's ``Reservoir.run`` on the given weights, or None when
+    reservoirpy is not installed. Its update, without noise, is that of
+    :func:`loopy_edu.loopy.forward` with tanh and a leak ``lr`` ::
+
+        x_t = (1 − lr) x_{t-1} + lr tanh(W x_{t-1} + W_in u_t + bias)
+
+    Each sequence runs from x = 0, one after the other.
+
+    Parameters
+    ----------
+    W : scipy sparse array, shape (N, N)
+    W_in : np.ndarray, shape (N, n_in)
+    b_rec : np.ndarray, shape (N,)
+    xs : np.ndarray, shape (T, B, n_in)
+    lr : float
+        The leak rate, in (0, 1].
+
+    Returns
+    -------
+    np.ndarray, shape (T, B, N), or None
+    """
+    Reservoir = _reservoirpy()
+    if Reservoir is None:
+        return None
+    res = Reservoir(W=W, Win=W_in, bias=b_rec, lr=lr)
+    return np.stack(res.run([xs[:, b] for b in range(xs.shape[1])]), axis=1)
+
+
+def _csr_args(W, dtype):
+    """A graph as the static kernels take it: weights of the dtype, unsigned indices."""
+    return W.data.astype(dtype), W.indptr.astype(np.uint32), W.indices.astype(np.uint32)
+
+
+def _timing_graph(n, k, seed=0):
+    """A graph of n units with k random presynaptic units each (repeats allowed) and weights
+    N(0, 0.95²/k), of spectral radius about 0.95: drawn at once, for timing at sizes where
+    :func:`loopy_edu.graphs.fixed_in_degree` (row by row) would take minutes."""
+    from scipy import sparse
+    rng = np.random.default_rng(seed)
+    indices = np.sort(rng.integers(0, n, (n, k)), axis=1).ravel()
+    data = rng.standard_normal(n * k) * (0.95 / np.sqrt(k))
+    return sparse.csr_array((data, indices, np.arange(0, n * k + 1, k)), shape=(n, n))
+
+
+def _plastic_rates(W, W_in, b_rec, alpha, steps, seconds, backend, dtype):
+    """Steps per second of :func:`loopy_edu.loopy_rflo.plastic_step` (sparse RFLO, batch 1,
+    weights and traces updated at every step) and of the static run of the same network
+    (``states``), timed side by side; None when loopy_rflo is not there yet."""
+    try:
+        from . import loopy_rflo
+    except ImportError:
+        return None
+    from .backend import kernels
+    from .loopy import LoopyNetwork
+    from .rflo import random_feedback
+    model = LoopyNetwork(W_in.shape[1], W.shape[0], 1, graph=W.astype(dtype), alpha=alpha,
+                         dtype=dtype, backend=backend)
+    model.params["W_in"][:], model.params["b_rec"][:] = W_in, b_rec
+    xs, targets = _sequence(steps, 1, W_in.shape[1], 1, dtype)
+    Bfb, state = random_feedback(model), loopy_rflo.zero_state(model)
+    # A tiny rate keeps a long stream of calls finite; the work per step does not depend on it.
+    plastic = lambda: loopy_rflo.plastic_step(model, xs, targets, Bfb, "mse", 1e-9, state)
+    args = (model.params["W_in"], *_csr_args(model.graph, dtype), model.params["b_rec"], xs,
+            np.full(W.shape[0], alpha, dtype=dtype), 1)
+    best = _best_per_call({"plastic": plastic,
+                           "static": lambda: kernels("loopy", backend).states(*args)},
+                          seconds, rounds=3)
+    return {k: steps / t for k, t in best.items()}
+
+
+def bench_loopy(seconds: float = 1.0, N: int = 1000, T: int = 20_000,
+                degrees: tuple[int, ...] = (10, 100), batch: int = 32,
+                batch_steps: int = 1000, alpha: float = 0.5, plastic_steps: int = 2000,
+                gpu: bool | None = None, gpu_n: int = 1_000_000, gpu_k: int = 100,
+                gpu_steps: int = 100, **_: object) -> str:
+    """Part IV: the static run of a leaky tanh network on a sparse graph (every state kept),
+    one thread, beside reservoirpy's ``Reservoir.run`` on the same weights, with the largest
+    difference of the float64 states from reservoirpy's; the same for ``batch`` sequences at
+    once against reservoirpy running them one after the other; the plastic step (sparse RFLO)
+    beside the static one; and GPU rows: steps/s and GB/s against the H200's 4.8 TB/s.
+
+    Parameters
+    ----------
+    seconds : float
+        Time spent measuring each table row (in turns, the best of 3 rounds).
+    N : int
+        Units of the CPU rows.
+    T : int
+        Steps of the batch-1 runs.
+    degrees : tuple of int
+        Synapses per unit k, one row each (:func:`loopy_edu.graphs.fixed_in_degree`, spectral
+        radius 0.95).
+    batch : int
+        Sequences of the batched rows.
+    batch_steps : int
+        Steps of each of their sequences.
+    alpha : float
+        The leak of every unit (reservoirpy's ``lr``).
+    plastic_steps : int
+        Steps per timed call of the plastic step.
+    gpu : bool or None
+        Whether to run the GPU rows; None runs them where a real GPU is present.
+    gpu_n, gpu_k : int
+        Units and synapses per unit of the GPU rows.
+    gpu_steps : int
+        Steps per timed call on the GPU.
+    **_
+        Ignored (``dtype``: the tables show float64 and float32 side by side).
+
+    Returns
+    -------
+    str
+        Titled tables and lines, separated by blank lines.
+    """
+    from .backend import kernels
+    from .graphs import fixed_in_degree, scale_spectral_radius
+    kern = kernels("loopy", "numba")
+    have_rpy = _reservoirpy() is not None
+    dts = (np.float64, np.float32)
+    rng = np.random.default_rng(0)
+    W_in, b_rec = rng.standard_normal((N, 1)), 0.1 * rng.standard_normal(N)
+    single, batched, plastic = [], [], []
+    for k in degrees:
+        W = scale_spectral_radius(fixed_in_degree(N, k, seed=0), 0.95)
+        for rows, xs in ((single, rng.standard_normal((T, 1, 1))),
+                         (batched, rng.standard_normal((batch_steps, batch, 1)))):
+            args = {dt: (W_in.astype(dt), *_csr_args(W, dt), b_rec.astype(dt), xs.astype(dt),
+                         np.full(N, alpha, dtype=dt), 1) for dt in dts}
+            steps = {np.dtype(dt).name: lambda a=args[dt]: kern.states(*a) for dt in dts}
+            diff = "-"
+            if have_rpy:
+                ref = reservoirpy_states(W, W_in, b_rec, xs, alpha)
+                diff = f"{np.max(np.abs(kern.states(*args[np.float64]) - ref)):.1e}"
+                res = _reservoirpy()(W=W, Win=W_in, bias=b_rec, lr=alpha)
+                series = xs[:, 0] if xs.shape[1] == 1 else [xs[:, b] for b in range(batch)]
+                steps["reservoirpy"] = lambda: res.run(series)
+            rate = {name: xs.shape[0] * xs.shape[1] / t
+                    for name, t in _best_per_call(steps, seconds, rounds=3).items()}
+            rpy = rate.get("reservoirpy")
+            rows.append([k, f"{rpy:,.0f}" if rpy else "-"]
+                        + [f"{rate[np.dtype(dt).name]:,.0f}" for dt in dts]
+                        + [f"{rate[np.dtype(dt).name] / rpy:.2f}x" if rpy else "-"
+                           for dt in dts] + [diff])
+        rate = _plastic_rates(W, W_in, b_rec, alpha, plastic_steps, seconds, "numba",
+                              np.float64)
+        if rate:
+            plastic.append([k, f"{rate['plastic']:,.0f}", f"{rate['static']:,.0f}",
+                            f"{rate['static'] / rate['plastic']:.2f}x"])
+    header = ["k", "reservoirpy", "float64", "float32", "f64/rpy", "f32/rpy",
+              "max |h - rpy| f64"]
+    out = [f"Static run, N={N:,}, batch 1, {T:,} steps, every state kept, one thread: steps/s"
+           "\n" + _table(header, single),
+           f"{batch} sequences of {batch_steps:,} steps at once (reservoirpy: one after the "
+           f"other), N={N:,}: sequence-steps/s\n" + _table(header, batched)]
+    if not have_rpy:
+        out.append("reservoirpy columns skipped: reservoirpy is not installed "
+                   "(pip install reservoirpy)")
+    out.append(f"Plastic step (sparse RFLO, weights and traces, batch 1, float64), N={N:,}: "
+               "steps/s\n" + _table(["k", "plastic", "static", "static/plastic"], plastic)
+               if plastic else "Plastic step skipped: loopy_edu.loopy_rflo is not available")
+    if gpu is None:
+        gpu = bool(_gpu_backends())
+    if gpu:
+        out.append(_gpu_loopy(gpu_n, gpu_k, gpu_steps, alpha, seconds))
+    else:
+        out.append("GPU rows skipped: no CUDA GPU here (none, or only Numba's simulator)")
+    return "\n\n".join(out)
+
+
+HBM_GBS = 4800   # the H200's memory bandwidth, GB/s
+
+
+def _gpu_loopy(n, k, steps, alpha, seconds):
+    """The GPU rows of :func:`bench_loopy`: float32 static and plastic steps at n units × k
+    synapses, steps/s and GB/s (the static step's 8 bytes per synapse: weight and index; the
+    plastic step's 20: the weight and the trace read and written, and the index)."""
+    from numba import cuda
+    from .backend import kernels
+    loopy_cuda = kernels("loopy", "cuda")
+    dt = np.float32
+    W = _timing_graph(n, k)
+    rng = np.random.default_rng(1)
+    W_in, b_rec = rng.standard_normal((n, 1)), np.zeros(n)
+    xs = rng.standard_normal((steps, 1)).astype(dt)
+    d = [cuda.to_device(a) for a in (W_in.astype(dt), *_csr_args(W, dt), b_rec.astype(dt), xs,
+                                     np.full(n, alpha, dtype=dt))]
+
+    def static():
+        loopy_cuda.device_states(*d[:6], 1, d[6], 1)
+        cuda.synchronize()
+    rate = {"static": steps / _per_call(static, seconds)}
+    plastic = _plastic_rates(W, W_in, b_rec, alpha, steps, seconds, "cuda", dt)
+    rows = [["static", f"{rate['static']:,.0f}", f"{rate['static'] * W.nnz * 8 / 1e9:,.0f}",
+             f"{rate['static'] * W.nnz * 8 / 1e9 / HBM_GBS:.1%}"]]
+    if plastic:
+        rows.append(["plastic (host copies included)", f"{plastic['plastic']:,.0f}",
+                     f"{plastic['plastic'] * W.nnz * 20 / 1e9:,.0f}",
+                     f"{plastic['plastic'] * W.nnz * 20 / 1e9 / HBM_GBS:.1%}"])
+    return (f"GPU, {n:,} units x {k} synapses, float32, batch 1, {steps} steps per call\n"
+            + _table(["step", "steps/s", "GB/s", f"of {HBM_GBS / 1000:g} TB/s"], rows))
+
+
 BENCHES = {"mlp": bench_mlp, "memory": bench_memory, "rnn": bench_rnn, "local": bench_local,
-           "sweep": bench_sweep}
+           "loopy": bench_loopy, "sweep": bench_sweep}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The command line: ``python -m loopy_edu.bench {mlp,memory,rnn,local,sweep,all}``.
+    """The command line: ``python -m loopy_edu.bench {mlp,memory,rnn,local,loopy,sweep,all}``.
 
     Parameters
     ----------

@@ -329,9 +329,10 @@ class LoopyNetwork(RecurrentModel):
         backend = check_backend(backend or self.backend)
         if backend == "numpy":
             return forward(self.graph, W_in, b_rec, xs, self.alpha, self.activation)[0]
-        return kernels("loopy", backend).forward(W_in, W_rec, *self.kernel_index, b_rec, xs,
-                                                 self.leaks(), UNIT_CODES[self.activation],
-                                                 keep_acts=False)[0]   # no backward follows
+        # The static run (kernels/loopy_numba.py, states): no activations kept, a vectorised
+        # tanh; for B > 1 a (T, B, N) view of the (T, N, B) array it fills.
+        return kernels("loopy", backend).states(W_in, W_rec, *self.kernel_index, b_rec, xs,
+                                                self.leaks(), UNIT_CODES[self.activation])
 
     def loss_and_grads(self, data: Task | np.ndarray, targets: np.ndarray | None = None,
                        loss: str | None = None, mask: np.ndarray | None = None,

@@ -13,7 +13,9 @@ Arrays on the device are 2-D with the steps and the batch flattened into rows, r
 the states keep h_0 = 0 in their first B rows, ``hs[(t+1)·B + b] = h_t``, as in
 :mod:`loopy_edu.kernels.rnn_cuda`. Activation code 3 is ``"linear"``.
 
-The host functions take and return NumPy arrays, like :mod:`loopy_edu.kernels.loopy_numba`.
+The host functions take and return NumPy arrays, like :mod:`loopy_edu.kernels.loopy_numba`;
+:func:`device_states` is the static run on arrays already on the device, for timing it without
+the copies.
 """
 import numpy as np
 from numba import cuda
@@ -112,15 +114,13 @@ def _run_forward(W_in, data, indptr, indices, b_rec, dxs, B, alpha, code):
     return hs, acts
 
 
-def forward(W_in, data, indptr, indices, b_rec, xs, alpha, code, keep_acts=True):
-    """States hs and activations acts (T, B, N) for xs (T, B, n_in), from h_0 = 0; without
-    ``keep_acts`` only the last step's acts (1, B, N) come back to the host."""
+def forward(W_in, data, indptr, indices, b_rec, xs, alpha, code):
+    """States hs and activations acts (T, B, N) for xs (T, B, n_in), from h_0 = 0."""
     T, B, n_in = xs.shape
     N = b_rec.shape[0]
     dxs = cuda.to_device(np.ascontiguousarray(xs).reshape(T * B, n_in))
     hs, acts = _run_forward(W_in, data, indptr, indices, b_rec, dxs, B, alpha, code)
-    acts = acts if keep_acts else acts[(T - 1) * B:]
-    return hs[B:].copy_to_host().reshape(T, B, N), acts.copy_to_host().reshape(-1, B, N)
+    return hs[B:].copy_to_host().reshape(T, B, N), acts.copy_to_host().reshape(T, B, N)
 
 
 def loss_and_grads(W_in, data, indptr, indices, b_rec, W_out, b_out, xs, targets, mask, alpha,
@@ -155,3 +155,44 @@ def loss_and_grads(W_in, data, indptr, indices, b_rec, W_out, b_out, xs, targets
     g_in = rnn_cuda.theta_grads(dus, dxs, cuda.to_device(np.empty((0, 0), dtype=xs.dtype)))
     return value, (np.ascontiguousarray(g_in[:, :n_in]), g_rec.copy_to_host(),
                    np.ascontiguousarray(g_in[:, n_in]), gW_out, gb_out)
+
+
+@cuda.jit
+def _static_step(xs, W_in, b_rec, data, indptr, indices, alpha, code, t, hs):
+    # Step t for unit i of sequence b, input drive included: nothing but hs is kept. xs
+    # (T·B, n_in); hs ((T+1)·B, N), hs[r] is h_{t-1}.
+    i, b = cuda.grid(2)
+    N = hs.shape[1]
+    B = hs.shape[0] - xs.shape[0]
+    if i < N and b < B:
+        r = t * B + b
+        u = b_rec[i]
+        for m in range(xs.shape[1]):
+            u += W_in[i, m] * xs[r, m]
+        for e in range(indptr[i], indptr[i + 1]):
+            u += data[e] * hs[r, indices[e]]
+        hs[r + B, i] = (1 - alpha[i]) * hs[r, i] + alpha[i] * _unit(u, code)
+
+
+def device_states(W_in, data, indptr, indices, b_rec, xs, B, alpha, code):
+    """The static run on device arrays: xs (T·B, n_in), the rest as :func:`states` takes them;
+    returns hs ((T+1)·B, N) on the device, h_0 = 0 in its first B rows."""
+    T = xs.shape[0] // B
+    N = b_rec.shape[0]
+    hs = cuda.to_device(np.zeros(((T + 1) * B, N), dtype=xs.dtype))
+    blocks, threads = grid_2d(N, B)
+    for t in range(T):
+        _static_step[blocks, threads](xs, W_in, b_rec, data, indptr, indices, alpha, code, t,
+                                      hs)
+    return hs
+
+
+def states(W_in, data, indptr, indices, b_rec, xs, alpha, code):
+    """States hs (T, B, N) for xs (T, B, n_in), from h_0 = 0: ``forward(...)[0]`` without the
+    activations' array."""
+    T, B, n_in = xs.shape
+    N = b_rec.shape[0]
+    d = [cuda.to_device(np.ascontiguousarray(a))
+         for a in (W_in, data, indptr, indices, b_rec, xs.reshape(T * B, n_in), alpha)]
+    hs = device_states(*d[:6], B, d[6], code)
+    return hs[B:].copy_to_host().reshape(T, B, N)

@@ -25,18 +25,6 @@ from .launch import grid_1d, grid_2d
 from .scalar_cuda import act as _act, act_grad as _act_grad
 from ..readout import LOSSES, readout, readout_grads, sequence_loss
 
-LINEAR = 3
-
-
-@cuda.jit(device=True)
-def _unit(u, code):
-    return u if code == LINEAR else _act(u, code)
-
-
-@cuda.jit(device=True)
-def _unit_grad(a, code):
-    return 1.0 if code == LINEAR else _act_grad(a, code)
-
 
 @cuda.jit
 def _forward_step(drive, data, indptr, indices, alpha, code, t, hs, acts):
@@ -49,7 +37,7 @@ def _forward_step(drive, data, indptr, indices, alpha, code, t, hs, acts):
         u = drive[r, i]
         for e in range(indptr[i], indptr[i + 1]):
             u += data[e] * hs[r, indices[e]]
-        a = _unit(u, code)
+        a = _act(u, code)
         acts[r, i] = a
         hs[r + B, i] = (1 - alpha[i]) * hs[r, i] + alpha[i] * a
 
@@ -63,7 +51,7 @@ def _backward_du(acts, dhs, alpha, code, t, dh, dus):
     if i < N and b < B:
         r = t * B + b
         g = dh[b, i] + dhs[r, i]
-        dus[r, i] = alpha[i] * g * _unit_grad(acts[r, i], code)
+        dus[r, i] = alpha[i] * g * _act_grad(acts[r, i], code)
         dh[b, i] = (1 - alpha[i]) * g
 
 
@@ -171,7 +159,7 @@ def _static_step(xs, W_in, b_rec, data, indptr, indices, alpha, code, t, hs):
             u += W_in[i, m] * xs[r, m]
         for e in range(indptr[i], indptr[i + 1]):
             u += data[e] * hs[r, indices[e]]
-        hs[r + B, i] = (1 - alpha[i]) * hs[r, i] + alpha[i] * _unit(u, code)
+        hs[r + B, i] = (1 - alpha[i]) * hs[r, i] + alpha[i] * _act(u, code)
 
 
 def device_states(W_in, data, indptr, indices, b_rec, xs, B, alpha, code):

@@ -25,17 +25,7 @@ from numba import njit
 from .readout_numba import readout, sequence_loss
 from .scalar_numba import act as _act, act_grad as _act_grad
 
-LINEAR = 3
-
-
-@njit(cache=True, inline="always")
-def _unit(u, code):
-    return u if code == LINEAR else _act(u, code)
-
-
-@njit(cache=True, inline="always")
-def _unit_grad(a, code):
-    return 1.0 if code == LINEAR else _act_grad(a, code)
+LINEAR = 3                       # loopy.UNIT_CODES["linear"], the vectorised pass's case
 
 
 @njit(cache=True)
@@ -54,7 +44,7 @@ def forward(W_in, data, indptr, indices, b_rec, xs, alpha, code):
                 if t > 0:
                     for e in range(indptr[i], indptr[i + 1]):
                         u += data[e] * hs[t - 1, b, indices[e]]
-                a = _unit(u, code)
+                a = _act(u, code)
                 acts[t, b, i] = a
                 h = hs[t - 1, b, i] if t > 0 else 0.0
                 hs[t, b, i] = (1 - alpha[i]) * h + alpha[i] * a
@@ -72,7 +62,7 @@ def backward(data, indptr, indices, hs, acts, dhs, alpha, code):
         for b in range(B):
             for i in range(N):
                 dh[b, i] += dhs[t, b, i]
-                dus[t, b, i] = alpha[i] * dh[b, i] * _unit_grad(acts[t, b, i], code)
+                dus[t, b, i] = alpha[i] * dh[b, i] * _act_grad(acts[t, b, i], code)
             for i in range(N):
                 dh[b, i] *= 1 - alpha[i]
             for i in range(N):

@@ -19,18 +19,6 @@ from numba import cuda
 from .launch import grid_1d, grid_2d
 from .scalar_cuda import act as _act, act_grad as _act_grad, row_loss as _row_loss
 
-LINEAR = 3
-
-
-@cuda.jit(device=True)
-def _unit(u, code):
-    return u if code == LINEAR else _act(u, code)
-
-
-@cuda.jit(device=True)
-def _unit_grad(a, code):
-    return 1.0 if code == LINEAR else _act_grad(a, code)
-
 
 @cuda.jit
 def _state(W_in, W_rec, b_rec, indptr, indices, loops, xs, t, alpha, code, self_term, h, H,
@@ -44,8 +32,8 @@ def _state(W_in, W_rec, b_rec, indptr, indices, loops, xs, t, alpha, code, self_
             u += W_in[i, m] * xs[t, b, m]
         for e in range(indptr[i], indptr[i + 1]):
             u += W_rec[e] * h[b, indices[e]]
-        a = _unit(u, code)
-        d = alpha[i] * _unit_grad(a, code)
+        a = _act(u, code)
+        d = alpha[i] * _act_grad(a, code)
         c = 1 - alpha[i]
         if self_term and loops[i] < W_rec.shape[0]:
             c += d * W_rec[loops[i]]

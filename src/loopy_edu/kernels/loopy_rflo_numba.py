@@ -21,18 +21,6 @@ from numba import njit
 
 from .scalar_numba import act as _act, act_grad as _act_grad, row_loss as _row_loss
 
-LINEAR = 3
-
-
-@njit(cache=True, inline="always")
-def _unit(u, code):
-    return u if code == LINEAR else _act(u, code)
-
-
-@njit(cache=True, inline="always")
-def _unit_grad(a, code):
-    return 1.0 if code == LINEAR else _act_grad(a, code)
-
 
 @njit(cache=True)
 def _run(W_in, W_rec, b_rec, W_out, b_out, indptr, indices, loops, Bfb, h, P, R, xs, targets,
@@ -54,8 +42,8 @@ def _run(W_in, W_rec, b_rec, W_out, b_out, indptr, indices, loops, Bfb, h, P, R,
                     u += W_in[i, m] * xs[t, b, m]
                 for e in range(indptr[i], indptr[i + 1]):
                     u += W_rec[e] * h[b, indices[e]]
-                a = _unit(u, code)
-                d = alpha[i] * _unit_grad(a, code)
+                a = _act(u, code)
+                d = alpha[i] * _act_grad(a, code)
                 c = 1 - alpha[i]
                 if self_term and loops[i] < nnz:
                     c += d * W_rec[loops[i]]

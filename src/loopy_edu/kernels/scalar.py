@@ -1,6 +1,7 @@
 """Scalar activations and their derivatives, selected by the integer codes of
-:data:`loopy_edu.activations.CODES` (0 sigmoid, 1 tanh, 2 relu), and the loss of one output row,
-for compiled kernels. Plain Python functions, so the Numba CPU kernels (via ``njit``) and the
+:data:`loopy_edu.activations.CODES` (0 sigmoid, 1 tanh, 2 relu; 3 is the loopy network's
+``"linear"``, :data:`loopy_edu.loopy.UNIT_CODES`), and the loss of one output row, for compiled
+kernels. Plain Python functions, so the Numba CPU kernels (via ``njit``) and the
 CUDA kernels (via ``cuda.jit(device=True)``) compile the same source."""
 import math
 
@@ -18,6 +19,8 @@ def act(z, code):
         e = math.exp(-2.0 * abs(z))
         r = (1.0 - e) / (1.0 + e)
         return r if z >= 0 else -r
+    if code == 3:
+        return z
     return z if z > 0 else 0.0 * z
 
 
@@ -27,6 +30,8 @@ def act_grad(a, code):
         return a * (1.0 - a)
     if code == 1:
         return 1.0 - a * a
+    if code == 3:
+        return 1.0
     return 1.0 if a > 0 else 0.0
 
 

@@ -56,6 +56,47 @@ def test_a_random_graph_forgets_with_the_delay():
     assert long > 1 / 8 - 0.05                          # chance is 1/8
 
 
+VS = sweep.get("loopy_vs_lstm").fn
+TINY = dict(n=50, train=100, val=25, test=50)
+
+
+def test_a_ring_longer_than_the_delay_recalls_every_symbol_and_a_fresh_lstm_nothing():
+    """The ring of weight 1 shifts each input along unchanged, so at delay 100 one linear
+    readout still finds all ten symbols; the LSTM's forget gate at bias 0 is σ(0) = 1/2 when
+    no input comes, so after 100 steps its memory is 2^-100 of what it was: chance (1/8)."""
+    ring = VS(0, model="loopy", graph="ring", activation="linear", spectral_radius=1.0,
+              **{**TINY, "n": 150})
+    assert ring["score"] == 1.0 and ring["val_score"] == 1.0
+    lstm = VS(0, model="lstm", **TINY)
+    assert lstm["score"] < 0.2 and lstm["val_score"] < 0.2
+
+
+def test_a_larger_forget_bias_keeps_more_of_the_sequence():
+    """At bias 3 the forget gate starts near σ(3) = 0.95: the LSTM keeps a trace over the
+    delay (Gers et al.), which the readout finds above chance."""
+    assert VS(0, model="lstm", forget_bias=3.0, **TINY)["score"] > 0.2
+
+
+@pytest.mark.parametrize("model", ["loopy", "lstm"])
+def test_memory_capacity_stays_within_n_and_without_input_is_zero(model):
+    out = VS(0, model=model, task="mc", n=50, steps=2000)
+    assert 1 < out["score"] <= 50 * 1.02 and out["mc_k"].shape == (100,)
+    assert out["reg"] in experiments.RELATIVE_REGS
+    # No input, no state: both networks stay at 0 (every bias but the forget gate's is 0), and
+    # the readout keeps only its bias, a constant (up to the round-off of its mean).
+    assert VS(0, model=model, task="mc", n=50, steps=2000, input_scale=0.0)["score"] < 1e-12
+
+
+def test_cued_recall_reads_one_step_per_sequence():
+    out = VS(0, model="loopy", task="cued", **TINY)
+    assert 0 <= out["score"] <= 1 and out["reg"] in experiments.RELATIVE_REGS
+
+
+def test_a_forget_bias_on_the_loopy_network_is_refused():
+    with pytest.raises(ValueError, match="forget_bias"):
+        VS(0, model="loopy", forget_bias=1.0, **TINY)
+
+
 # ch. 12, cued recall and selective copying -------------------------------------------------
 
 GATE = sweep.get("cued_gate").fn

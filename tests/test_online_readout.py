@@ -1,10 +1,12 @@
 """Online readouts (Part IV, ch. 12): LMS, NLMS and RLS on hand cases, RLS against ridge, NLMS's
-scale invariance, numba against numpy, the grad_fn adapters in train_sequences, the errors."""
+scale invariance, numba against numpy, the grad_fn adapters in train_sequences, the errors,
+and the loopy_readouts experiment."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loopy_edu.experiments import loopy_readouts
 from loopy_edu.loopy import LoopyNetwork
 from loopy_edu.online_readout import RLS, lms, lms_grads, lms_step, nlms_grads
 from loopy_edu.optim import SGD
@@ -209,3 +211,28 @@ def test_rls_grad_fn_errors_name_the_argument():
         RLS(5, 1).grad_fn(net, task.xs, task.targets, task.loss, task.mask)
     with pytest.raises(ValueError, match="mask: "):
         RLS(13, 1).grad_fn(net, task.xs, task.targets, task.loss, 0.5 * task.mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# the experiment
+
+SMALL = dict(n=60, delay=5, train=30, test=10, epochs=2)
+
+
+@pytest.mark.parametrize("readout", ["ridge", "rls", "nlms", "lms"])
+def test_loopy_readouts_runs_and_is_deterministic(readout):
+    out = loopy_readouts(0, readout=readout, **SMALL)
+    again = loopy_readouts(0, readout=readout, **SMALL)
+    assert np.array_equal(out["accuracy_by_epoch"], again["accuracy_by_epoch"])
+    assert len(out["accuracy_by_epoch"]) == (1 if readout == "ridge" else 2)
+    assert 0.0 <= out["accuracy"] == out["accuracy_by_epoch"][-1] <= 1.0
+    if readout in ("ridge", "rls"):              # least squares, solved: above chance (1/8)
+        assert out["accuracy"] > 0.25
+    if readout != "ridge":                         # the quick run is a prefix of the full one
+        quick = loopy_readouts(0, readout=readout, **{**SMALL, "epochs": 1})
+        assert quick["accuracy_by_epoch"][0] == out["accuracy_by_epoch"][0]
+
+
+def test_loopy_readouts_cued_task_runs():
+    out = loopy_readouts(0, readout="nlms", task="cued", **SMALL)
+    assert 0.0 <= out["accuracy"] <= 1.0

@@ -414,3 +414,24 @@ def test_a_setting_added_after_the_file_was_made_takes_its_default(tmp_path):
     assert sweep.replay(path).ok
     calls = sweep.run("toy", "0-2", {"scale": 2.0}, workers=0, progress=False, resume=path)
     assert list(calls.seed) == [0, 1, 2] and sweep.identical(calls.iloc[:2], frame)
+
+
+def test_a_tree_is_clean_when_only_results_changed(tmp_path, monkeypatch):
+    """Sweeps run one after another from one checkout write results/ as they go: those files
+    leave the tree clean, any other change does not."""
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "old.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "c")
+    monkeypatch.setattr(sweep, "_repository", lambda: tmp_path)
+    assert sweep.provenance("cmd")["git_clean"] is True
+    (tmp_path / "results" / "old.json").unlink()                  # made again by a sweep
+    (tmp_path / "results" / "new.json").write_text("{}")
+    assert sweep.provenance("cmd")["git_clean"] is True
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert sweep.provenance("cmd")["git_clean"] is False

@@ -8,7 +8,10 @@ and the stored results in ``results/`` run the same code:
 - ``fa_mnist``: MNIST by backprop, feedback alignment or the last layer alone (Chapter 8);
 - ``loopy_mc``: the memory capacity of a loopy network with its graph fixed (Part IV);
 - ``loopy_copy``: Arjovsky's copy task read out by ridge from the same networks (Part IV);
+- ``loopy_vs_lstm``: an untrained loopy network against an untrained LSTM, one readout
+  (Chapter 11);
 - ``loopy_plastic_mc``: ``loopy_mc`` after an unsupervised local rule has run (Chapter 12);
+- ``loopy_readouts``: the same loopy features read out by ridge, RLS, NLMS or LMS (Chapter 12);
 - ``sorn_counting``: the SORN counting task, full and ablated (Chapter 12);
 - ``cued_gate``, ``lstm_cued``: cued recall by a gated slot (hand-wired or learned by a
   three-factor rule) and by an LSTM trained by BPTT (Chapter 12);
@@ -20,6 +23,7 @@ everything random in it (initial weights, feedback matrices, mini-batch order).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -33,7 +37,7 @@ from .graphs import erdos_renyi, fixed_in_degree, ring, scale_spectral_radius, s
 from .loopy import LoopyNetwork
 from .lstm import LSTM
 from .mlp import MLP
-from .online_readout import lms_step
+from .online_readout import RLS, lms, lms_step
 from .optim import SGD, Adam, clip_grad_norm, make_optimizer
 from .plasticity import NORMS, RULES, adapt
 from .reservoir import memory_capacity, ridge
@@ -292,6 +296,154 @@ def loopy_copy(seed: int, delay: int = 100, n: int = 1000, graph: str = "fixed_i
     return {"accuracy": right.mean(), "accuracy_by_position": right.mean(axis=0)}
 
 
+# ch. 11, experiment 1: a random loopy network against a random LSTM -------------------------
+
+# The ridge penalties tried, relative to the mean diagonal of the centred X^T X, so that one
+# grid fits features of any scale; the largest first, so that a tie keeps the smoother readout.
+RELATIVE_REGS = (1e1, 1e-1, 1e-3, 1e-5, 1e-7, 1e-9)
+
+
+def _penalties(X: np.ndarray) -> np.ndarray:
+    """``RELATIVE_REGS`` times the mean diagonal of the centred X^T X, for X (rows, N)."""
+    return np.array(RELATIVE_REGS) * len(X) * X.var(axis=0).mean()
+
+
+def _sequence_states(states: Callable, make_task: Callable, count: int, seed: int,
+                     last: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The states at the ``last`` steps of ``count`` sequences of ``make_task(batch, seed)``
+    (last count, N), the class each step must output, and the number of classes; 50 sequences
+    at a time, so that only their states are ever held."""
+    X, y = [], []
+    for chunk in range(0, count, 50):
+        task = make_task(min(50, count - chunk), seed + chunk)
+        hs = states(np.ascontiguousarray(task.xs))[-last:]              # (last, B, N)
+        X.append(hs.reshape(-1, hs.shape[-1]))
+        y.append(task.targets[-last:].argmax(-1).ravel())
+    return np.concatenate(X), np.concatenate(y), task.targets.shape[-1]
+
+
+def _classify(states: Callable, make_task: Callable, last: int, seed: int, train: int,
+              val: int, test: int) -> tuple[float, float, float]:
+    """Ridge read-out accuracy on ``test`` sequences, with the penalty chosen among
+    ``RELATIVE_REGS`` on ``val`` sequences and the readout refitted on train + val; returns
+    the test accuracy, the validation accuracy and the chosen relative penalty. The sequences
+    depend only on ``seed``, so that every model reads the same ones."""
+    X, y, classes = _sequence_states(states, make_task, train + val, seed, last)
+    cut, regs = train * last, _penalties(X)
+    scores = []
+    for reg in regs:
+        W_out, b_out = ridge(X[:cut], np.eye(classes)[y[:cut]], reg)
+        scores.append(np.mean((X[cut:] @ W_out.T + b_out).argmax(-1) == y[cut:]))
+    best = int(np.argmax(scores))
+    W_out, b_out = ridge(X, np.eye(classes)[y], regs[best])
+    X, y, _ = _sequence_states(states, make_task, test, seed + train + val, last)
+    accuracy = np.mean((X @ W_out.T + b_out).argmax(-1) == y)
+    return float(accuracy), float(scores[best]), RELATIVE_REGS[best]
+
+
+@experiment(choices={"model": ("loopy", "lstm"), "task": ("copy", "cued", "mc"),
+                     "graph": ("fixed_in_degree", "ring"), "activation": ("tanh", "linear")})
+def loopy_vs_lstm(seed: int, model: str = "loopy", forget_bias: float = 0.0,
+                  task: str = "copy", n: int = 1000, input_scale: float = 1.0,
+                  graph: str = "fixed_in_degree", k: int = 10, spectral_radius: float = 0.99,
+                  activation: str = "tanh", delay: int = 100, train: int = 1000, val: int = 250,
+                  test: int = 250, steps: int = 15_000) -> dict[str, Any]:
+    """An untrained loopy network against an untrained LSTM of as many units, read out by the
+    same ridge readout from the same sequences (Chapter 11, experiment 1).
+
+    ``model="loopy"``: a LoopyNetwork of ``n`` units on the graph (k synapses per unit, or the
+    ring) scaled to ``spectral_radius``; ``"lstm"``: an LSTM of ``n`` cells with PyTorch's
+    recurrent weights and every bias 0 but the forget gate's, ``forget_bias``. Both take input
+    weights ``input_scale`` times N(0, 1), none from copy's blank. Tasks: ``"copy"``
+    (Arjovsky's, 10 symbols read at the 10 recall steps), ``"cued"`` (cued recall, read at the
+    go step), both at ``delay``, with ``train``, ``val`` and ``test`` sequences; ``"mc"``
+    (Jaeger's memory capacity: ``steps`` scored steps after a washout of 2n + 100, delays up
+    to 2n, the last 20 % tested). The ridge penalty is chosen among ``RELATIVE_REGS`` on a
+    validation split (the last quarter of mc's training steps) and the readout refitted on
+    train + validation. The seed sets the network and the sequences, which do not depend on the
+    model. Returns ``score`` (test accuracy, chance 1/8; or the MC), ``val_score`` (by which a
+    sweep can choose ``input_scale`` too) and ``reg``, and for mc ``mc_k`` (delays 1..2n).
+    """
+    for value, name in ((n, "n"), (delay, "delay"), (train, "train"), (val, "val"),
+                        (test, "test"), (steps, "steps")):
+        check_positive(value, name, integer=True)
+    check_number(input_scale, "input_scale", 0.0)
+    check_number(forget_bias, "forget_bias")
+    n_in = {"copy": 10, "cued": 10, "mc": 1}[task]
+    if model == "loopy":
+        if forget_bias != 0.0:
+            raise ValueError(f"forget_bias: expected 0.0 for model 'loopy' (it has no gates), "
+                             f"got {forget_bias!r}")
+        W = scale_spectral_radius(MC_GRAPHS[graph](n, k, seed), spectral_radius)
+        net = LoopyNetwork(n_in, n, 1, graph=W, activation=activation, seed=seed)
+        W_in = net.params["W_in"]                                       # (n, n_in)
+    else:
+        net = LSTM(n_in, n, 1, seed=seed, forget_bias=forget_bias, backend="numba")
+        W_in = net.params["W_ih"]                                       # (4n, n_in)
+    # Drawn apart from the networks' own weights, and the same for both models but for shape.
+    W_in[:] = input_scale * np.random.default_rng((seed, 1)).standard_normal(W_in.shape)
+    if task == "copy":
+        W_in[:, 0] = 0.0                  # the blank is no input, as in loopy_copy
+    states = partial(net.states, backend="numba")
+    if task != "mc":
+        make = arjovsky_copy if task == "copy" else cued_recall
+        score, val_score, reg = _classify(
+            states, lambda batch, s: make(delay, batch=batch, seed=s),
+            10 if task == "copy" else 1, 1_000_000 * (seed + 1), train, val, test)
+        return {"score": score, "val_score": val_score, "reg": reg}
+    washout, k_max = 2 * n + 100, 2 * n
+    T = steps + washout + k_max
+    inputs = memory_capacity_task(T, k_max, seed=seed + 1)
+    hs = states(inputs.xs)[:, 0]                                        # (T, n)
+    u = inputs.xs[:, 0, 0]
+    # memory_capacity tests on its last round(0.2 steps) steps; the choice sees only those
+    # before, of which its own last quarter validates.
+    fit = T - round(0.2 * steps)
+    regs = _penalties(hs[washout + k_max:fit])
+    scores = [memory_capacity(hs[:fit], u[:fit], k_max, reg, washout, 0.25)[0]
+              for reg in regs]
+    best = int(np.argmax(scores))
+    mc, mc_k = memory_capacity(hs, u, k_max, regs[best], washout)
+    return {"score": mc, "val_score": scores[best], "reg": RELATIVE_REGS[best], "mc_k": mc_k}
+
+
+# --- ch. 12: unsupervised plasticity and memory capacity --------------------------------------
+
+@experiment(choices={"rule": RULES, "normalise": NORMS})
+def loopy_plastic_mc(seed: int, n: int = 200, k: int = 10, spectral_radius: float = 0.95,
+                     rule: str = "off", eta: float = 1e-4, epochs: int = 1,
+                     adapt_steps: int = 10_000, normalise: str = "none", tau: float = 100.0,
+                     mu: float = 0.0, sigma: float = 0.2, input_scale: float = 0.1,
+                     steps: int = 25_000) -> dict[str, Any]:
+    """Jaeger's memory capacity of a tanh loopy network after an unsupervised local rule
+    (:func:`loopy_edu.plasticity.adapt`) has run on a U(-0.5, 0.5) input stream of
+    ``adapt_steps`` steps, ``epochs`` times (Chapter 12, experiment 2).
+
+    The network is :func:`loopy_mc`'s (fixed in-degree k, scaled to ``spectral_radius``,
+    input weights ``input_scale`` times random signs) and so is the measurement, on fresh
+    input; ``rule="off"`` is the plasticity-off control, the same network for the same seed
+    (the adaptation stream has its own seed). Returns ``mc``, ``mc_over_n``, ``mc_k`` (delays
+    1..2n), ``radius_after``, the spectral radius after adaptation, and ``state_sd``, the
+    standard deviation of the states the capacity was measured on.
+    """
+    check_positive(steps, "steps", integer=True)
+    if check_positive(adapt_steps, "adapt_steps", integer=True) < 2:
+        raise ValueError(f"adapt_steps: expected at least 2 steps, got {adapt_steps}")
+    W = scale_spectral_radius(fixed_in_degree(n, k, seed=seed), spectral_radius)
+    model = LoopyNetwork(1, n, 1, graph=W, activation="tanh", seed=seed)
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], n)          # loopy_mc's
+    model.params["W_in"][:, 0] = input_scale * signs
+    history = {"spectral_radius": [spectral_radius]}
+    if rule != "off":
+        stream = memory_capacity_task(adapt_steps, 1, seed=1_000_000 + seed).xs
+        history = adapt(model, stream, rule=rule, eta=eta, epochs=epochs, normalise=normalise,
+                        tau=tau, mu=mu, sigma=sigma)
+    mc, mc_k, hs = _measure_mc(model, steps, seed)
+    return {"mc": mc, "mc_over_n": mc / n, "mc_k": mc_k,
+            "radius_after": float(history["spectral_radius"][-1]),
+            "state_sd": float(hs.std())}
+
+
 # --- ch. 12, SORN: the counting task ----------------------------------------------------------
 
 SORN_VARIANTS = {"full": (True, True, True), "ip_only": (False, True, False),
@@ -348,41 +500,65 @@ def sorn_counting(seed: int, n: int = 20, variant: str = "full", n_e: int = 200,
     return {**out, "ceiling": 1 - 0.5 / (n + 2), "rate": float(X[test].mean())}
 
 
-# --- ch. 12: unsupervised plasticity and memory capacity --------------------------------------
+# --- ch. 12, local readouts -------------------------------------------------------------------
 
-@experiment(choices={"rule": RULES, "normalise": NORMS})
-def loopy_plastic_mc(seed: int, n: int = 200, k: int = 10, spectral_radius: float = 0.95,
-                     rule: str = "off", eta: float = 1e-4, epochs: int = 1,
-                     adapt_steps: int = 10_000, normalise: str = "none", tau: float = 100.0,
-                     mu: float = 0.0, sigma: float = 0.2, input_scale: float = 0.1,
-                     steps: int = 25_000) -> dict[str, Any]:
-    """Jaeger's memory capacity of a tanh loopy network after an unsupervised local rule
-    (:func:`loopy_edu.plasticity.adapt`) has run on a U(-0.5, 0.5) input stream of
-    ``adapt_steps`` steps, ``epochs`` times (Chapter 12, experiment 2).
+@experiment(choices={"readout": ("nlms", "lms", "rls", "ridge"), "task": ("copy", "cued")},
+            quick={"epochs": 1}, curves=("accuracy_by_epoch",))
+def loopy_readouts(seed: int, readout: str = "nlms", epochs: int = 10, task: str = "copy",
+                   delay: int = 100, n: int = 1000, k: int = 10,
+                   spectral_radius: float = 0.99, activation: str = "linear",
+                   train: int = 1000, test: int = 200, reg: float = 1e-6,
+                   eta: float = 0.1) -> dict[str, Any]:
+    """One set of loopy features read out by ridge (batch), RLS (online, not local), NLMS or
+    LMS (online, local), trained on the same samples (Chapter 12).
 
-    The network is :func:`loopy_mc`'s (fixed in-degree k, scaled to ``spectral_radius``,
-    input weights ``input_scale`` times random signs) and so is the measurement, on fresh
-    input; ``rule="off"`` is the plasticity-off control, the same network for the same seed
-    (the adaptation stream has its own seed). Returns ``mc``, ``mc_over_n``, ``mc_k`` (delays
-    1..2n), ``radius_after``, the spectral radius after adaptation, and ``state_sd``, the
-    standard deviation of the states the capacity was measured on.
+    The network is ``loopy_copy``'s (a fixed-in-degree graph scaled to ``spectral_radius``,
+    drawn with ``seed``); the features are its states at the 10 recall steps of Arjovsky's copy
+    (``task="copy"``, delay ``delay``, the blank channel silent) or at the go step of cued
+    recall (``"cued"``, ``delay`` distractor steps), computed once, with a constant 1 appended
+    for the bias; the targets are one-hot. Ridge and RLS use the penalty ``reg`` (RLS's
+    P_0 = I / reg, so its first epoch is ridge with the bias penalised too); NLMS uses the step
+    ``eta``; LMS the step eta / mean ‖z‖² over the training samples, so that ``eta`` is a
+    fraction of the same stability limit for both. Each epoch is one pass over the training
+    samples in a fresh order drawn from ``seed``. Returns ``accuracy`` (the argmax of the
+    linear output on the test sequences' samples, after the last epoch) and
+    ``accuracy_by_epoch`` (epochs,), of length 1 for ridge, which is one solve.
     """
-    check_positive(steps, "steps", integer=True)
-    if check_positive(adapt_steps, "adapt_steps", integer=True) < 2:
-        raise ValueError(f"adapt_steps: expected at least 2 steps, got {adapt_steps}")
+    for value, name in ((epochs, "epochs"), (delay, "delay"), (train, "train"),
+                        (test, "test")):
+        check_positive(value, name, integer=True)
     W = scale_spectral_radius(fixed_in_degree(n, k, seed=seed), spectral_radius)
-    model = LoopyNetwork(1, n, 1, graph=W, activation="tanh", seed=seed)
-    signs = np.random.default_rng(seed).choice([-1.0, 1.0], n)          # loopy_mc's
-    model.params["W_in"][:, 0] = input_scale * signs
-    history = {"spectral_radius": [spectral_radius]}
-    if rule != "off":
-        stream = memory_capacity_task(adapt_steps, 1, seed=1_000_000 + seed).xs
-        history = adapt(model, stream, rule=rule, eta=eta, epochs=epochs, normalise=normalise,
-                        tau=tau, mu=mu, sigma=sigma)
-    mc, mc_k, hs = _measure_mc(model, steps, seed)
-    return {"mc": mc, "mc_over_n": mc / n, "mc_k": mc_k,
-            "radius_after": float(history["spectral_radius"][-1]),
-            "state_sd": float(hs.std())}
+    model = LoopyNetwork(10, n, 1, graph=W, activation=activation, seed=seed)
+    if task == "copy":
+        model.params["W_in"][:, 0] = 0.0                   # the blank channel
+        make, last = (lambda b, s: arjovsky_copy(delay, batch=b, seed=s)), 10
+    else:
+        make, last = (lambda b, s: cued_recall(delay, batch=b, seed=s)), 1
+    base = 1_000_000 * (seed + 1)
+    X, y, classes = _sequence_states(model.states, make, train, base, last)
+    X_test, y_test, _ = _sequence_states(model.states, make, test, base + train, last)
+    Z, Z_test = (np.hstack([a, np.ones((len(a), 1))]) for a in (X, X_test))   # (rows, n + 1)
+    Y = np.eye(classes)[y]
+
+    def accuracy(W_out: np.ndarray) -> float:
+        return float(np.mean((Z_test @ W_out.T).argmax(-1) == y_test))
+
+    if readout == "ridge":
+        W_out, b_out = ridge(X, Y, reg)
+        curve = [accuracy(np.hstack([W_out, b_out[:, None]]))]
+    else:
+        rng, curve = np.random.default_rng(seed), []
+        rls = RLS(n + 1, classes, reg) if readout == "rls" else None
+        W_out = rls.W if rls else np.zeros((classes, n + 1))
+        step = eta / np.mean(np.sum(Z * Z, axis=1)) if readout == "lms" else eta
+        for _ in range(epochs):
+            order = rng.permutation(len(Z))
+            if rls:
+                rls.fit(Z[order], Y[order])
+            else:
+                lms(W_out, Z[order], Y[order], step, normalized=readout == "nlms")
+            curve.append(accuracy(W_out))
+    return {"accuracy": curve[-1], "accuracy_by_epoch": np.array(curve)}
 
 
 # --- ch. 12, cued recall and selective copying ------------------------------------------------
@@ -432,8 +608,8 @@ def _slot_features(net: LoopyNetwork, xs: np.ndarray, gate: str, keep: str, w: n
 @experiment(choices={"gate": GATES, "keep": KEEPS}, quick={"sequences": 2000},
             curves=("curve",))
 def cued_gate(seed: int, gate: str = "hand", keep: str = "first", T: int = 100, n: int = 200,
-              k: int = 10,
-              spectral_radius: float = 0.95, sequences: int = 15_000, batch: int = 20,
+              k: int = 10, spectral_radius: float = 0.95, sequences: int = 15_000,
+              batch: int = 20,
               eta: float = 0.02, eta_gate: float = 0.3, gate_bias: float = -1.5,
               eval_every: int = 1000, test: int = 500) -> dict[str, Any]:
     """Cued recall at delay ``T`` (:func:`loopy_edu.tasks.cued_recall`) from a fixed loopy

@@ -384,12 +384,14 @@ def _blas() -> str:
 def provenance(command: str | None = None, scheduler: str = "") -> dict[str, Any]:
     """Where a results file came from: the package version, the git checkout (see
     ``_repository``), its commit and whether its tree was clean, the command, the host, when,
-    the scheduler, and :func:`machine`."""
+    the scheduler, and :func:`machine`. Clean means no change outside ``results/``: the files
+    that earlier sweeps of a session wrote there are outputs, not code."""
     from . import __version__
     import distributed
     repo = _repository()
     commit = _git(repo, "rev-parse", "HEAD") if repo else None
-    status = _git(repo, "status", "--porcelain") if commit else None
+    status = (_git(repo, "status", "--porcelain", "--", ".", ":(exclude)results") if commit
+              else None)
     return {"package": "loopy_edu", "version": __version__,
             "git_repository": str(repo) if repo else None, "git_commit": commit,
             "git_clean": None if status is None else status == "",

@@ -435,3 +435,14 @@ def test_a_tree_is_clean_when_only_results_changed(tmp_path, monkeypatch):
     assert sweep.provenance("cmd")["git_clean"] is True
     (tmp_path / "code.py").write_text("x = 2\n")
     assert sweep.provenance("cmd")["git_clean"] is False
+
+
+def test_mean_sd_and_origin_describe_a_results_file(tmp_path):
+    frame = sweep.run("toy", "0-2", grid={"scale": [1.0, 3.0]}, workers=0, progress=False,
+                      out=tmp_path / "toy.json")
+    table = sweep.mean_sd(frame, "scale", "final")
+    for scale in (1.0, 3.0):
+        v = frame[frame.scale == scale].final
+        assert table[scale] == f"{v.mean():.3g} ± {v.std(ddof=1):.2g}"
+    text = sweep.origin(sweep.load(tmp_path / "toy.json"))
+    assert text.startswith("`") and "commit " in text and "clean tree: " in text

@@ -599,6 +599,36 @@ def format_summary(frame: pd.DataFrame) -> str:
     return table.to_string()
 
 
+def mean_sd(frame: pd.DataFrame, by: str | list[str], key: str) -> pd.Series:
+    """One result's ``mean ± sd`` over seeds (sd with ddof=1), per value of the settings ``by``,
+    as text: a chapter's table of one number.
+
+    Parameters
+    ----------
+    frame : pd.DataFrame
+        A results frame (:func:`run`, :func:`load`).
+    by : str or list of str
+        The settings to group by.
+    key : str
+        A scalar result.
+
+    Returns
+    -------
+    pd.Series
+        ``"mean ± sd"`` strings (three significant digits, two for the sd), indexed by ``by``.
+    """
+    groups = frame[frame.status == "ok"].groupby(by, sort=False)[key]
+    return groups.mean().map("{:.3g}".format) + " ± " + groups.std(ddof=1).map("{:.2g}".format)
+
+
+def origin(frame: pd.DataFrame) -> str:
+    """Where a results frame came from, in two lines: the command, then the host, its CPU, the
+    commit and whether the tree was clean (from its provenance)."""
+    prov = frame.attrs["provenance"]
+    return (f"`{prov['command']}`\n  on {prov['host']} ({prov['machine']['cpu']}), commit "
+            f"{str(prov['git_commit'])[:10]}, clean tree: {prov['git_clean']}")
+
+
 # --- replaying a stored result ----------------------------------------------------------------
 
 @dataclasses.dataclass

@@ -656,11 +656,8 @@ def _timing_graph(n, k, seed=0):
 def _plastic_rates(W, W_in, b_rec, alpha, steps, seconds, backend, dtype):
     """Steps per second of :func:`loopy_edu.loopy_rflo.plastic_step` (sparse RFLO, batch 1,
     weights and traces updated at every step) and of the static run of the same network
-    (``states``), timed side by side; None when loopy_rflo is not there yet."""
-    try:
-        from . import loopy_rflo
-    except ImportError:
-        return None
+    (``states``), timed side by side."""
+    from . import loopy_rflo
     from .backend import kernels
     from .loopy import LoopyNetwork
     from .rflo import random_feedback
@@ -754,9 +751,8 @@ def bench_loopy(seconds: float = 1.0, N: int = 1000, T: int = 20_000,
                            for dt in dts] + [diff])
         rate = _plastic_rates(W, W_in, b_rec, alpha, plastic_steps, seconds, "numba",
                               np.float64)
-        if rate:
-            plastic.append([k, f"{rate['plastic']:,.0f}", f"{rate['static']:,.0f}",
-                            f"{rate['static'] / rate['plastic']:.2f}x"])
+        plastic.append([k, f"{rate['plastic']:,.0f}", f"{rate['static']:,.0f}",
+                        f"{rate['static'] / rate['plastic']:.2f}x"])
     header = ["k", "reservoirpy", "float64", "float32", "f64/rpy", "f32/rpy",
               "max |h - rpy| f64"]
     out = [f"Static run, N={N:,}, batch 1, {T:,} steps, every state kept, one thread: steps/s"
@@ -767,8 +763,7 @@ def bench_loopy(seconds: float = 1.0, N: int = 1000, T: int = 20_000,
         out.append("reservoirpy columns skipped: reservoirpy is not installed "
                    "(pip install reservoirpy)")
     out.append(f"Plastic step (sparse RFLO, weights and traces, batch 1, float64), N={N:,}: "
-               "steps/s\n" + _table(["k", "plastic", "static", "static/plastic"], plastic)
-               if plastic else "Plastic step skipped: loopy_edu.loopy_rflo is not available")
+               "steps/s\n" + _table(["k", "plastic", "static", "static/plastic"], plastic))
     if gpu is None:
         gpu = bool(_gpu_backends())
     if gpu:
@@ -779,6 +774,77 @@ def bench_loopy(seconds: float = 1.0, N: int = 1000, T: int = 20_000,
 
 
 HBM_GBS = 4800   # the H200's memory bandwidth, GB/s
+
+
+def stream_bandwidth(seconds: float = 0.5, mb: int = 256) -> float:
+    """This machine's memory bandwidth as one thread sees it, GB/s: the best time of
+    ``b[:] = a`` over arrays of ``mb`` megabytes (bytes read plus bytes written), the roof of
+    a step that streams its synapses from memory.
+
+    Parameters
+    ----------
+    seconds : float
+        Time spent measuring.
+    mb : int
+        The size of each array, far above the caches.
+
+    Returns
+    -------
+    float
+    """
+    a = np.ones(mb * 2**20 // 8)
+    b = np.empty_like(a)
+    return 2 * a.nbytes / _per_call(lambda: np.copyto(b, a), seconds) / 1e9
+
+
+def scaling(Ns: tuple[int, ...] = (1000, 10_000, 100_000), degrees: tuple[int, ...] = (10, 100),
+            steps: int = 200, seconds: float = 0.3, dtype: DTypeLike = np.float64,
+            plastic: bool = True) -> "pd.DataFrame":
+    """Chapter 13's cost of a step against N and k on this CPU (one thread, batch 1): steps/s
+    of the static run (``states``) and of the plastic step (sparse RFLO, weights and traces),
+    with synapses/s and the bytes per second they stream: 12 per synapse for the static step
+    in float64 (the weight and a 4-byte index), 28 for the plastic one (weight and trace, each
+    read and written, and the index); half the weight bytes in float32.
+
+    Parameters
+    ----------
+    Ns, degrees : tuple of int
+        Units and synapses per unit.
+    steps : int
+        Steps per timed call.
+    seconds : float
+        Time spent measuring each cell (the best of 3 rounds).
+    dtype : float32 or float64
+    plastic : bool
+        Whether to time the plastic step too.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per (step, N, k): ``steps_per_s``, ``synapses_per_s``, ``GB_per_s``.
+    """
+    import pandas as pd
+    from .backend import kernels
+    item = np.dtype(dtype).itemsize
+    rows = []
+    for N in Ns:
+        for k in degrees:
+            W = _timing_graph(N, k)
+            rng = np.random.default_rng(1)
+            W_in, b_rec = rng.standard_normal((N, 1)), np.zeros(N)
+            xs = _sequence(steps, 1, 1, 1, dtype)[0]
+            args = (W_in.astype(dtype), *_csr_args(W, dtype), b_rec.astype(dtype), xs,
+                    np.full(N, 0.5, dtype=dtype), 1)
+            rate = {"static": steps / _best_per_call(
+                {"s": lambda: kernels("loopy", "numba").states(*args)}, seconds, rounds=3)["s"]}
+            if plastic:
+                rate["plastic"] = _plastic_rates(W, W_in, np.zeros(N), 0.5, steps, seconds,
+                                                 "numba", dtype)["plastic"]
+            for step, r in rate.items():
+                per_synapse = item + 4 if step == "static" else 4 * item + 4
+                rows.append(dict(step=step, N=N, k=k, steps_per_s=r, synapses_per_s=r * N * k,
+                                 GB_per_s=r * N * k * per_synapse / 1e9))
+    return pd.DataFrame(rows)
 
 
 def _gpu_loopy(n, k, steps, alpha, seconds):
@@ -802,11 +868,10 @@ def _gpu_loopy(n, k, steps, alpha, seconds):
     rate = {"static": steps / _per_call(static, seconds)}
     plastic = _plastic_rates(W, W_in, b_rec, alpha, steps, seconds, "cuda", dt)
     rows = [["static", f"{rate['static']:,.0f}", f"{rate['static'] * W.nnz * 8 / 1e9:,.0f}",
-             f"{rate['static'] * W.nnz * 8 / 1e9 / HBM_GBS:.1%}"]]
-    if plastic:
-        rows.append(["plastic (host copies included)", f"{plastic['plastic']:,.0f}",
-                     f"{plastic['plastic'] * W.nnz * 20 / 1e9:,.0f}",
-                     f"{plastic['plastic'] * W.nnz * 20 / 1e9 / HBM_GBS:.1%}"])
+             f"{rate['static'] * W.nnz * 8 / 1e9 / HBM_GBS:.1%}"],
+            ["plastic (host copies included)", f"{plastic['plastic']:,.0f}",
+             f"{plastic['plastic'] * W.nnz * 20 / 1e9:,.0f}",
+             f"{plastic['plastic'] * W.nnz * 20 / 1e9 / HBM_GBS:.1%}"]]
     return (f"GPU, {n:,} units x {k} synapses, float32, batch 1, {steps} steps per call\n"
             + _table(["step", "steps/s", "GB/s", f"of {HBM_GBS / 1000:g} TB/s"], rows))
 

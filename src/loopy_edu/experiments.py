@@ -15,7 +15,10 @@ and the stored results in ``results/`` run the same code:
 - ``sorn_counting``: the SORN counting task, full and ablated (Chapter 12);
 - ``cued_gate``, ``lstm_cued``: cued recall by a gated slot (hand-wired or learned by a
   three-factor rule) and by an LSTM trained by BPTT (Chapter 12);
-- ``lstm_selective_copy``: the LSTM baseline of selective copying (Chapter 12).
+- ``lstm_selective_copy``: the LSTM baseline of selective copying (Chapter 12);
+- ``loopy_selective_copy``, ``loopy_adding``: a loopy network trained by local learning only
+  (:func:`loopy_edu.local_learning.train_local`) on selective copying and on the adding problem
+  (Chapter 12).
 
 An experiment is ``fn(seed, **settings) -> dict`` of numbers and small arrays; the seed sets
 everything random in it (initial weights, feedback matrices, mini-batch order).
@@ -35,6 +38,8 @@ from .feedback_alignment import fa_grad_fn, random_feedback as mlp_feedback
 from .gates import KEEPS, gate_inputs, gate_probability, slot, three_factor_update
 from .graphs import erdos_renyi, fixed_in_degree, ring, scale_spectral_radius, small_world
 from .loopy import LoopyNetwork
+from .local_learning import (RULES as LOCAL_RULES, LocalRule, evaluate as local_evaluate,
+                             train_local)
 from .lstm import LSTM
 from .mlp import MLP
 from .online_readout import RLS, lms, lms_step
@@ -46,8 +51,8 @@ from .rnn import RNN
 from .sorn import SORN, logistic_readout
 from .sweep import experiment
 from .synapses import SynapseChain
-from .tasks import (Task, accuracy as task_accuracy, arjovsky_copy, counting, cued_recall,
-                    memory_capacity_task, selective_copy, sines)
+from .tasks import (Task, accuracy as task_accuracy, adding, adding_baseline, arjovsky_copy,
+                    counting, cued_recall, memory_capacity_task, selective_copy, sines)
 from .train import train, train_sequences
 
 # --- Chapter 9: Murray's periodic task --------------------------------------------------------
@@ -296,7 +301,7 @@ def loopy_copy(seed: int, delay: int = 100, n: int = 1000, graph: str = "fixed_i
     return {"accuracy": right.mean(), "accuracy_by_position": right.mean(axis=0)}
 
 
-# ch. 11, experiment 1: a random loopy network against a random LSTM -------------------------
+# --- ch. 11, experiment 1: a random loopy network against a random LSTM ---------------------
 
 # The ridge penalties tried, relative to the mean diagonal of the centred X^T X, so that one
 # grid fits features of any scale; the largest first, so that a tie keeps the smoother readout.
@@ -793,3 +798,115 @@ def lstm_selective_copy(seed: int, L: int = 200, sequences: int = 100_000, lr: f
              == test_task.targets[recall].argmax(-1))                   # (8, B)
     return {"accuracy": float(right.mean()), "accuracy_by_position": right.mean(axis=1), **out,
             "cells": H, "n_params": sum(p.size for p in model.params.values())}
+
+
+# --- ch. 12, the moonshot: selective copying with local learning only ------------------------
+
+LOCAL_READOUTS = ("nlms", "ridge")
+
+
+def _local_run(seed: int, make_task: Callable[[int, int], Task], n: int, k: int,
+               spectral_radius: float, alpha: float, input_scale: float, bias: float,
+               rule: LocalRule, readout: str, reg: float, sequences: int, batch: int,
+               eta: float, eval_every: int, test: int) -> dict[str, Any]:
+    """A tanh loopy network (fixed in-degree k, drawn with ``seed``, biases N(0, bias²),
+    readout from zero) trained by :func:`loopy_edu.local_learning.train_local` on
+    ``make_task(batch, seed')`` and scored on ``test`` fixed sequences. ``readout="ridge"``
+    (a control, not local) then refits the readout by ridge (penalty ``reg``) on the states
+    of the masked-in steps of the same training sequences, to show what the states hold.
+    Returns the curves, the final score of :func:`loopy_edu.local_learning.evaluate`
+    (``score``) and the count of readout weights.
+    """
+    check_choice(readout, "readout", LOCAL_READOUTS)
+    steps = _check_schedule(sequences, batch, eval_every, test)
+    check_positive(n, "n", integer=True)
+    check_number(bias, "bias", 0.0)
+    check_positive(reg, "reg")
+    base = 1_000_000 * (seed + 1)
+    test_task = make_task(test, base - 1)
+    model = LoopyNetwork(test_task.n_in, n, test_task.n_out, k=k,
+                         spectral_radius=spectral_radius, alpha=alpha,
+                         input_scale=input_scale, seed=seed)
+    model.params["b_rec"][:] = np.random.default_rng((seed, 3)).standard_normal(n) * bias
+    model.params["W_out"][:], model.params["b_out"][:] = 0.0, 0.0
+    hist = train_local(model, lambda s: make_task(batch, base + s), sequences, rule=rule,
+                       eta=eta, eval_task=test_task, eval_every=eval_every)
+    if readout == "ridge":
+        tasks = [make_task(batch, base + s) for s in range(steps)]
+        X = np.concatenate([rule.states(model, t.xs)[t.mask > 0] for t in tasks])  # (S, n)
+        Y = np.concatenate([t.targets[t.mask > 0] for t in tasks])                  # (S, n_out)
+        model.params["W_out"][:], model.params["b_out"][:] = ridge(X, Y, reg)
+    return {"score": local_evaluate(model, test_task, rule),
+            "curve": np.array(hist.test_acc), "test_loss": np.array(hist.test_loss),
+            "train_accuracy": np.array(hist.train_acc),
+            "sequences_seen": np.array(hist.sequences_seen),
+            "readout_weights": model.params["W_out"].size + model.params["b_out"].size}
+
+
+@experiment(choices={"rule": LOCAL_RULES, "readout": LOCAL_READOUTS},
+            quick={"sequences": 500}, curves=("curve",))
+def loopy_selective_copy(seed: int, L: int = 200, rule: str = "fast_weights",
+                         readout: str = "nlms", sequences: int = 2000, n: int = 100,
+                         k: int = 10, spectral_radius: float = 0.3, alpha: float = 1.0,
+                         input_scale: float = 0.3, bias: float = 0.5, rule_eta: float = 2.5e-4,
+                         decay: float = 1.0, eta: float = 0.1, reg: float = 1e-4,
+                         batch: int = 20, eval_every: int = 500,
+                         test: int = 200) -> dict[str, Any]:
+    """Selective copying (:func:`loopy_edu.tasks.selective_copy`, 8 tokens among noise in
+    ``L`` steps) learned by a loopy network with local learning only (Chapter 12, experiment
+    8's contender). The network: ``n`` tanh units, fixed in-degree ``k``, spectral radius
+    ``spectral_radius``, leak ``alpha``, inputs N(0, input_scale²), biases N(0, bias²),
+    drawn with ``seed``. It learns by :func:`loopy_edu.local_learning.train_local` with the
+    rule ``rule`` (rate ``rule_eta``, fast-weight decay ``decay``) and an NLMS readout (step
+    ``eta``) of at most 9,000 weights, on ``sequences`` fresh sequences, ``batch`` at a time.
+    ``rule="off"`` is the plasticity-off ablation: the same network, readout and sequences;
+    ``readout="ridge"`` the non-local control of what the states hold (``_local_run``).
+
+    Returns ``accuracy`` (per token on ``test`` fixed sequences, at the end; chance 1/8),
+    ``accuracy_by_position`` (8,), ``curve`` (NLMS's accuracy every ``eval_every`` sequences
+    and at the end), ``test_loss``, ``train_accuracy`` (the online accuracy between points),
+    ``sequences_seen`` and ``readout_weights``.
+    """
+    check_positive(L, "L", integer=True)
+    if 8 * (n + 1) > 9000:
+        raise ValueError(f"n: expected at most 1124 units (8 (n + 1) <= 9,000 readout "
+                         f"weights), got {n}")
+    out = _local_run(seed, lambda b, s: selective_copy(L, batch=b, seed=s), n, k,
+                     spectral_radius, alpha, input_scale, bias,
+                     LocalRule(rule, eta=rule_eta, decay=decay), readout, reg, sequences,
+                     batch, eta, eval_every, test)
+    score = out.pop("score")
+    return {"accuracy": score["accuracy"], "accuracy_by_position": score["by_step"], **out}
+
+
+@experiment(choices={"rule": LOCAL_RULES, "readout": LOCAL_READOUTS},
+            quick={"sequences": 2000}, curves=("curve_mse",))
+def loopy_adding(seed: int, T: int = 100, rule: str = "fast_weights", readout: str = "nlms",
+                 sequences: int = 10_000, n: int = 100, k: int = 10,
+                 spectral_radius: float = 0.3, alpha: float = 1.0, input_scale: float = 0.3,
+                 bias: float = 0.5, rule_eta: float = 5e-4, decay: float = 1.0,
+                 eta: float = 0.1, reg: float = 1e-6, batch: int = 20, eval_every: int = 2000,
+                 test: int = 200) -> dict[str, Any]:
+    """The adding problem at length ``T`` (:func:`loopy_edu.tasks.adding`) learned by a loopy
+    network with local learning only (Chapter 12, experiment 4): the code path and settings
+    of :func:`loopy_selective_copy`, on the adding task, with no input line wired to a gate.
+
+    Why fast weights with λ = 1 can add: A_T = η Σ_t h_t h_tᵀ holds the products of the
+    inputs at each step, the marker times the value beside it among them, and the network's
+    random biases (standard deviation ``bias``) give every state a constant part, a fixed key
+    through which A_T y reads them out linearly. The plasticity-off control (``rule="off"``)
+    has the same biases.
+
+    Returns ``mse`` (the mean squared error on ``test`` fixed sequences, without the loss's ½;
+    predicting the mean scores ``baseline`` = 1/6), ``accuracy`` (the fraction with
+    |error| < 0.04), ``curve_mse`` (NLMS's test mse every ``eval_every`` sequences and at the
+    end), ``train_accuracy``, ``sequences_seen`` and ``readout_weights``.
+    """
+    check_positive(T, "T", integer=True)
+    out = _local_run(seed, lambda b, s: adding(T, batch=b, seed=s), n, k, spectral_radius,
+                     alpha, input_scale, bias, LocalRule(rule, eta=rule_eta, decay=decay),
+                     readout, reg, sequences, batch, eta, eval_every, test)
+    score, _ = out.pop("score"), out.pop("curve")
+    curve = 2 * out.pop("test_loss")                # one step, one output: mse = 2 × the loss
+    return {"mse": score["mse"], "accuracy": score["accuracy"],
+            "baseline": 2 * adding_baseline(), "curve_mse": curve, **out}

@@ -51,7 +51,8 @@ unit: $(STAMP)
 # The compiled kernels' tests again with Numba's bounds checking on (its own cache, since cached
 # code was compiled without the checks): an out-of-range index raises instead of corrupting memory.
 BOUNDSCHECK_TESTS := $(addprefix tests/test_,mlp rnn rtrl rflo lstm linear perceptron synapses \
-                     optim contract feedback_alignment loopy)
+                     optim contract feedback_alignment loopy loopy_rflo plasticity sorn \
+                     online_readout bench)
 boundscheck: $(STAMP)
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/.numba_boundscheck \
 		$(BIN)/python -m pytest -q -p no:cacheprovider $(addsuffix .py,$(BOUNDSCHECK_TESTS))

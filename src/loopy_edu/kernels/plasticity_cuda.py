@@ -12,16 +12,12 @@ other, as in the NumPy reference. Codes as in :mod:`loopy_edu.kernels.plasticity
 The host function takes NumPy arrays, updates ``data``, ``b_rec``, ``gain`` and ``theta`` in
 place and returns the sums of h and h², like the Numba kernel.
 """
-import math
-
 import numpy as np
 from numba import cuda
 
+from . import plasticity_rule
 from .launch import grid_1d
 from .scalar_cuda import act as _act
-
-LINEAR = 3
-HEBBIAN, OJA, ANTI_OJA, BCM, IP = 1, 2, 3, 4, 5
 
 
 @cuda.jit
@@ -34,48 +30,23 @@ def _step(data, indptr, indices, drive, gain, b_rec, alpha, code, h_prev, x, y, 
             s += data[e] * h_prev[indices[e]]
         x[i] = s + drive[i]
         u = gain[i] * x[i] + b_rec[i]
-        y[i] = u if code == LINEAR else _act(u, code)
+        y[i] = _act(u, code)
         h[i] = (1 - alpha[i]) * h_prev[i] + alpha[i] * y[i]
         sums[i, 0] += h[i]
         sums[i, 1] += h[i] * h[i]
 
 
+_update_unit = cuda.jit(device=True)(plasticity_rule.update_unit)
+
+
 @cuda.jit
 def _update(data, indptr, indices, h_prev, x, y, h, gain, b_rec, theta, target, rule, eta,
             tau, mu, sigma, norm):
-    # The rule on row i's synapses (pre = h_prev[j], post = h[i]), or on unit i's gain and bias.
+    # The rule on row i's synapses, or on unit i's gain and bias: one thread per unit.
     i = cuda.grid(1)
-    if i >= h.shape[0] or rule == 0:
-        return
-    post = h[i]
-    if rule == IP:
-        s2 = sigma * sigma
-        d_bias = -eta * (-mu / s2 + y[i] / s2 * (2 * s2 + 1 - y[i] * y[i] + mu * y[i]))
-        gain[i] += eta / gain[i] + d_bias * x[i]
-        b_rec[i] += d_bias
-        return
-    for e in range(indptr[i], indptr[i + 1]):
-        pre = h_prev[indices[e]]
-        if rule == HEBBIAN:
-            data[e] += eta * post * pre
-        elif rule == OJA:
-            data[e] += eta * post * (pre - post * data[e])
-        elif rule == ANTI_OJA:
-            data[e] += -(eta * post * (pre - post * data[e]))
-        else:
-            data[e] += eta * post * (post - theta[i]) * pre
-    if rule == BCM:
-        theta[i] = theta[i] + (post * post - theta[i]) / tau
-    if norm != 0:
-        have = 0.0
-        for e in range(indptr[i], indptr[i + 1]):
-            have += abs(data[e]) if norm == 1 else data[e] * data[e]
-        if norm == 2:
-            have = math.sqrt(have)
-        if have > 0:
-            scale = target[i] / have
-            for e in range(indptr[i], indptr[i + 1]):
-                data[e] *= scale
+    if i < h.shape[0]:
+        _update_unit(i, data, indptr, indices, h_prev, x, y, h, gain, b_rec, theta, target,
+                     rule, eta, tau, mu, sigma, norm)
 
 
 def plastic_pass(data, indptr, indices, W_in, b_rec, gain, theta, target, xs, alpha, code,

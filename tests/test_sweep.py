@@ -446,3 +446,17 @@ def test_mean_sd_and_origin_describe_a_results_file(tmp_path):
         assert table[scale] == f"{v.mean():.3g} ± {v.std(ddof=1):.2g}"
     text = sweep.origin(sweep.load(tmp_path / "toy.json"))
     assert text.startswith("`") and "commit " in text and "clean tree: " in text
+
+
+def test_replay_skips_a_result_that_only_other_settings_have(tmp_path):
+    """A file whose settings return different keys (loopy_vs_lstm's mc_k) holds NaN in the
+    other rows' column; the replayed row does not return that key, and that is no difference."""
+    path = tmp_path / "toy.json"
+    sweep.run("toy", "0-1", {"n": 2}, workers=0, progress=False, out=path)   # no quick replay
+    doc = json.loads(path.read_text())
+    doc["rows"][1]["result"]["extra"] = 1.0                 # only the second row has it
+    path.write_text(json.dumps(doc))
+    assert sweep.replay(path).ok
+    doc["rows"][0]["result"]["extra"] = 2.0                 # the replayed row claims it too
+    path.write_text(json.dumps(doc))
+    assert not sweep.replay(path).ok

@@ -2,8 +2,8 @@
 unsupervised local rule on, updating the synapses (and gains, biases, thresholds) at every step.
 
 The graph comes as CSR arrays: ``data`` (nnz,) the weights, ``indptr`` and ``indices``
-unsigned. Rule codes are the positions in :data:`loopy_edu.plasticity.RULES`, norm codes those in
-:data:`loopy_edu.plasticity.NORMS`; the rule's step for one unit is the shared
+unsigned. Rule codes are the positions in :data:`loopy_edu.plasticity.RULES`, norm codes
+those in :data:`loopy_edu.plasticity.NORMS`; the rule's step for one unit is the shared
 :func:`loopy_edu.kernels.plasticity_rule.update_unit`.
 """
 import numpy as np

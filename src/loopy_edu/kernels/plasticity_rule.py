@@ -1,6 +1,7 @@
 """One unit's step of the unsupervised rules of :mod:`loopy_edu.plasticity`, as a plain Python
-function, so that the Numba CPU kernel (``njit``) and the CUDA kernel (``cuda.jit(device=True)``)
-compile the same source, as :mod:`loopy_edu.kernels.scalar` does for the activations.
+function, so that the Numba CPU kernel (``njit``) and the CUDA kernel
+(``cuda.jit(device=True)``) compile the same source, as :mod:`loopy_edu.kernels.scalar` does
+for the activations.
 
 Rule codes are the positions in :data:`loopy_edu.plasticity.RULES` (0 off, 1 hebbian, 2 oja,
 3 anti_oja, 4 bcm, 5 ip), norm codes those in :data:`loopy_edu.plasticity.NORMS` (0 none, 1 l1,

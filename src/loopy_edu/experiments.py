@@ -898,8 +898,8 @@ def loopy_adding(seed: int, T: int = 100, rule: str = "fast_weights", readout: s
     has the same biases.
 
     Returns ``mse`` (the mean squared error on ``test`` fixed sequences, without the loss's ½;
-    predicting the mean scores ``baseline`` = 1/6), ``accuracy`` (the fraction with
-    |error| < 0.04), ``curve_mse`` (NLMS's test mse every ``eval_every`` sequences and at the
+    predicting the mean scores ``baseline`` = 1/6), ``accuracy`` (the fraction whose absolute
+    error is below 0.04), ``curve_mse`` (NLMS's test mse every ``eval_every`` sequences and at the
     end), ``train_accuracy``, ``sequences_seen`` and ``readout_weights``.
     """
     check_positive(T, "T", integer=True)

@@ -262,18 +262,18 @@ def _measure_mc(model: LoopyNetwork, steps: int,
     return mc, mc_k, hs[washout:]
 
 
-def _recall_states(model: LoopyNetwork, delay: int, count: int,
-                   seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The states at the 10 recall steps of ``count`` copy sequences (10 count, N), and the
-    symbol (0..7) each step must recall; 50 sequences at a time, so that only their states
-    are ever held."""
-    states, labels = [], []
+def _sequence_states(states: Callable, make_task: Callable, count: int, seed: int,
+                     last: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The states at the ``last`` steps of ``count`` sequences of ``make_task(batch, seed)``
+    (last count, N), the class each step must output, and the number of classes; 50 sequences
+    at a time, so that only their states are ever held."""
+    X, y = [], []
     for chunk in range(0, count, 50):
-        task = arjovsky_copy(delay, batch=min(50, count - chunk), seed=seed + chunk)
-        hs = model.states(np.ascontiguousarray(task.xs))[-10:]          # (10, B, N)
-        states.append(hs.reshape(-1, hs.shape[-1]))
-        labels.append(task.targets[-10:].argmax(-1).ravel() - 1)
-    return np.concatenate(states), np.concatenate(labels)
+        task = make_task(min(50, count - chunk), seed + chunk)
+        hs = states(np.ascontiguousarray(task.xs))[-last:]              # (last, B, N)
+        X.append(hs.reshape(-1, hs.shape[-1]))
+        y.append(task.targets[-last:].argmax(-1).ravel())
+    return np.concatenate(X), np.concatenate(y), task.targets.shape[-1]
 
 
 @experiment(choices={"graph": ("ring", "fixed_in_degree"), "activation": ("linear", "tanh")})
@@ -294,9 +294,12 @@ def loopy_copy(seed: int, delay: int = 100, n: int = 1000, graph: str = "fixed_i
     W = scale_spectral_radius(MC_GRAPHS[graph](n, k, seed), spectral_radius)
     model = LoopyNetwork(10, n, 1, graph=W, activation=activation, seed=seed)
     model.params["W_in"][:, 0] = 0.0                       # the blank channel
-    X, y = _recall_states(model, delay, train, 1_000_000 * (seed + 1))
+    make = lambda batch, s: arjovsky_copy(delay, batch=batch, seed=s)      # noqa: E731
+    X, y, _ = _sequence_states(model.states, make, train, 1_000_000 * (seed + 1), 10)
+    y = y - 1                                               # the 8 symbols; 0 is the blank
     W_out, b_out = ridge(X, np.eye(8)[y], reg)
-    X, y = _recall_states(model, delay, test, 1_000_000 * (seed + 1) + train)
+    X, y, _ = _sequence_states(model.states, make, test, 1_000_000 * (seed + 1) + train, 10)
+    y = y - 1
     right = ((X @ W_out.T + b_out).argmax(-1) == y).reshape(-1, 10)   # (sequences, position)
     return {"accuracy": right.mean(), "accuracy_by_position": right.mean(axis=0)}
 
@@ -311,20 +314,6 @@ RELATIVE_REGS = (1e1, 1e-1, 1e-3, 1e-5, 1e-7, 1e-9)
 def _penalties(X: np.ndarray) -> np.ndarray:
     """``RELATIVE_REGS`` times the mean diagonal of the centred X^T X, for X (rows, N)."""
     return np.array(RELATIVE_REGS) * len(X) * X.var(axis=0).mean()
-
-
-def _sequence_states(states: Callable, make_task: Callable, count: int, seed: int,
-                     last: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """The states at the ``last`` steps of ``count`` sequences of ``make_task(batch, seed)``
-    (last count, N), the class each step must output, and the number of classes; 50 sequences
-    at a time, so that only their states are ever held."""
-    X, y = [], []
-    for chunk in range(0, count, 50):
-        task = make_task(min(50, count - chunk), seed + chunk)
-        hs = states(np.ascontiguousarray(task.xs))[-last:]              # (last, B, N)
-        X.append(hs.reshape(-1, hs.shape[-1]))
-        y.append(task.targets[-last:].argmax(-1).ravel())
-    return np.concatenate(X), np.concatenate(y), task.targets.shape[-1]
 
 
 def _classify(states: Callable, make_task: Callable, last: int, seed: int, train: int,

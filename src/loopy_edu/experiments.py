@@ -888,8 +888,8 @@ def loopy_adding(seed: int, T: int = 100, rule: str = "fast_weights", readout: s
 
     Returns ``mse`` (the mean squared error on ``test`` fixed sequences, without the loss's ½;
     predicting the mean scores ``baseline`` = 1/6), ``accuracy`` (the fraction whose absolute
-    error is below 0.04), ``curve_mse`` (NLMS's test mse every ``eval_every`` sequences and at the
-    end), ``train_accuracy``, ``sequences_seen`` and ``readout_weights``.
+    error is below 0.04), ``curve_mse`` (NLMS's test mse every ``eval_every`` sequences and at
+    the end), ``train_accuracy``, ``sequences_seen`` and ``readout_weights``.
     """
     check_positive(T, "T", integer=True)
     out = _local_run(seed, lambda b, s: adding(T, batch=b, seed=s), n, k, spectral_radius,

@@ -15,6 +15,7 @@ import pytest
 
 from loopy_edu import checkpoint, tasks
 from loopy_edu.backend import available_backends
+from loopy_edu.halting import ACTCell, PonderCell
 from loopy_edu.linear import LinearRegression, gradient_descent
 from loopy_edu.loopy import LoopyNetwork
 from loopy_edu.lstm import LSTM
@@ -56,6 +57,12 @@ class Spec:
     random_init: bool = True
     input_name: str = "X"
     extra: dict = field(default_factory=dict)
+
+
+def _ponder_data(model, rng):
+    """Static inputs in {-1, 0, 1} and binary targets, as on the parity task."""
+    return rng.choice([-1.0, 0.0, 1.0], size=(6, model.n_in)), \
+        rng.integers(0, 2, size=(6, model.n_out)).astype(float)
 
 
 def _X(model, rng, n=6):
@@ -122,6 +129,30 @@ SPECS = {
         bad_input=lambda m, task: [(lambda: m.predict(task.xs[..., :1]), r"xs: expected shape"),
                                    (lambda: m.loss_and_grads(task.xs, task.targets), r"loss: expected")],
         input_name="xs",
+    ),
+    "ACTCell": Spec(
+        make=lambda seed=0, dtype=np.float64, backend="numba": ACTCell(
+            3, 4, 2, max_steps=4, tau=0.01, halt_bias=-1.0, seed=seed, dtype=dtype,
+            backend=backend),
+        data=lambda m, rng: _ponder_data(_perturbed(m, rng), rng),
+        grads=lambda m, d: m.loss_and_grads(*d),
+        output=lambda m, d: m.predict(d[0])[0],
+        run=lambda m, d: {"probs": m.predict(d[0])[0], "ponder": m.predict(d[0])[1],
+                          **m.loss_and_grads(*d)[1]},
+        bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
+                                (lambda: m.loss_and_grads(d[0], d[1] + 2), r"Y: expected targets"),
+                                (lambda: m.predict(d[0], max_steps=0), r"max_steps: expected")],
+    ),
+    "PonderCell": Spec(
+        make=lambda seed=0, dtype=np.float64, backend="numba": PonderCell(
+            3, 4, 2, max_steps=4, beta=0.1, seed=seed, dtype=dtype, backend=backend),
+        data=lambda m, rng: _ponder_data(_perturbed(m, rng), rng),
+        grads=lambda m, d: m.loss_and_grads(*d),
+        output=lambda m, d: m.predict(d[0])[0],
+        run=lambda m, d: {"probs": m.predict(d[0])[0], "ponder": m.predict(d[0])[1],
+                          **m.loss_and_grads(*d)[1]},
+        bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
+                                (lambda: m.loss_and_grads(d[0], d[1][:, :1]), r"Y: expected shape")],
     ),
     "SynapseChain": Spec(
         make=lambda seed=0, dtype=np.float64, backend="numba": SynapseChain(3, (2, 3), dtype=dtype,

@@ -29,6 +29,8 @@ MODELS = {
     "LSTM": "loopy_edu.lstm",
     "SynapseChain": "loopy_edu.synapses",
     "LoopyNetwork": "loopy_edu.loopy",
+    "ACTCell": "loopy_edu.halting",
+    "PonderCell": "loopy_edu.halting",
 }
 
 

@@ -26,7 +26,7 @@ __all__ = [
     "Task", "coin", "coin_probability", "coin_plateaus", "copy", "adding", "adding_baseline",
     "sines", "flip_flop", "parity", "sequential_mnist", "arjovsky_copy",
     "arjovsky_copy_baseline", "cued_recall", "selective_copy", "counting",
-    "memory_capacity_task", "accuracy",
+    "memory_capacity_task", "accuracy", "parity_vectors",
 ]
 
 
@@ -884,6 +884,62 @@ def memory_capacity_task(T: int, k_max: int, batch: int = 1, scale: float = 0.5,
 
 # ---------------------------------------------------------------------------------------------
 # Scoring
+
+def parity_vectors(batch: int, n_bits: int = 16,
+                   difficulty: int | tuple[int, int] | None = None, seed: int = 0,
+                   dtype: DTypeLike = np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Static parity (Graves 2016, at 16 bits as aakhundov/tf-rnn-adaptive runs it; Part V).
+
+    Each vector of ``n_bits`` has k entries set to ±1 (each sign with probability 1/2) at
+    random positions and the rest 0; the target is 1 when the number of +1 entries is odd.
+    k, the difficulty, is drawn uniformly from ``difficulty``: an int fixes it, a pair
+    ``(low, high)`` is inclusive, None means 1..n_bits. PonderNet's extrapolation split trains
+    on ``(1, n_bits // 2)`` and tests on ``(n_bits // 2 + 1, n_bits)``.
+
+    Parameters
+    ----------
+    batch : int
+        Number of vectors, B.
+    n_bits : int
+        Length of each vector.
+    difficulty : int, (int, int) or None
+        The number of non-zero entries, or an inclusive range of it, within 1..n_bits.
+    seed : int
+    dtype : dtype
+        A floating-point dtype for X and Y.
+
+    Returns
+    -------
+    X : np.ndarray, shape (B, n_bits)
+        Entries in {−1, 0, 1}.
+    Y : np.ndarray, shape (B, 1)
+        The parity of the +1 count, in {0, 1}.
+    k : np.ndarray of int, shape (B,)
+        Each vector's difficulty.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument that is out of range.
+    """
+    batch = check_positive(batch, "batch", integer=True)
+    n_bits = check_positive(n_bits, "n_bits", integer=True)
+    low, high = (1, n_bits) if difficulty is None else (
+        (difficulty, difficulty) if np.ndim(difficulty) == 0 else tuple(difficulty))
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+               for v in (low, high)) or not 1 <= low <= high <= n_bits:
+        raise ValueError(f"difficulty: expected an int or an inclusive (low, high) within "
+                         f"1..n_bits = 1..{n_bits}, got {difficulty!r}")
+    rng = np.random.default_rng(seed)
+    k = rng.integers(low, high + 1, size=batch)
+    signs = rng.choice([-1.0, 1.0], size=(batch, n_bits))
+    # The first k of a random permutation of positions are the non-zero ones.
+    order = rng.random((batch, n_bits)).argsort(axis=1)
+    X = np.where(order < k[:, None], signs, 0.0)
+    Y = ((X > 0).sum(axis=1) % 2)[:, None]
+    dtype = _float_dtype(dtype)
+    return X.astype(dtype), Y.astype(dtype), k
+
 
 def accuracy(ys: np.ndarray, task: Task) -> float:
     """Fraction of masked-in steps where argmax ys == argmax targets, for a "xent" task

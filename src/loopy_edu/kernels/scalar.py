@@ -24,6 +24,12 @@ def act(z, code):
     return z if z > 0 else 0.0 * z
 
 
+def softplus(z):
+    """log(1 + e^z) without overflow: BCE of σ(z) is softplus(z) − y z, and log σ(z) is
+    −softplus(−z)."""
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
 def act_grad(a, code):
     """Derivative expressed through the activation's output ``a``."""
     if code == 0:

@@ -7,3 +7,4 @@ from . import scalar
 act = cuda.jit(device=True)(scalar.act)
 act_grad = cuda.jit(device=True)(scalar.act_grad)
 row_loss = cuda.jit(device=True)(scalar.row_loss)
+softplus = cuda.jit(device=True)(scalar.softplus)

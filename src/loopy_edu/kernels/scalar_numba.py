@@ -7,3 +7,4 @@ from . import scalar
 act = njit(cache=True, inline="always")(scalar.act)
 act_grad = njit(cache=True, inline="always")(scalar.act_grad)
 row_loss = njit(cache=True, inline="always")(scalar.row_loss)
+softplus = njit(cache=True, inline="always")(scalar.softplus)

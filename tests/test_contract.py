@@ -15,7 +15,7 @@ import pytest
 
 from loopy_edu import checkpoint, tasks
 from loopy_edu.backend import available_backends
-from loopy_edu.halting import ACTCell, PonderCell
+from loopy_edu.halting import ACTCell, LoopedCell, PonderCell
 from loopy_edu.linear import LinearRegression, gradient_descent
 from loopy_edu.loopy import LoopyNetwork
 from loopy_edu.lstm import LSTM
@@ -153,6 +153,16 @@ SPECS = {
                           **m.loss_and_grads(*d)[1]},
         bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
                                 (lambda: m.loss_and_grads(d[0], d[1][:, :1]), r"Y: expected shape")],
+    ),
+    "LoopedCell": Spec(
+        make=lambda seed=0, dtype=np.float64, backend="numba": LoopedCell(
+            3, 4, 2, max_steps=3, seed=seed, dtype=dtype, backend=backend),
+        data=lambda m, rng: _ponder_data(_perturbed(m, rng), rng),
+        grads=lambda m, d: m.loss_and_grads(*d),
+        output=lambda m, d: m.predict(d[0])[0],
+        run=lambda m, d: {"probs": m.predict(d[0])[0], **m.loss_and_grads(*d)[1]},
+        bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
+                                (lambda: m.loss_and_grads(d[0], d[1] - 1), r"Y: expected targets")],
     ),
     "SynapseChain": Spec(
         make=lambda seed=0, dtype=np.float64, backend="numba": SynapseChain(3, (2, 3), dtype=dtype,

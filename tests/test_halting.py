@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from loopy_edu import halting
-from loopy_edu.halting import ACTCell, PonderCell
+from loopy_edu.halting import ACTCell, LoopedCell, PonderCell
 from loopy_edu.rnn import RNN
 from loopy_edu.tasks import parity_vectors
 
@@ -138,6 +138,26 @@ def test_act_gradient_equals_finite_differences(tau):
     _fd_check(m, X, Y, lambda m: halting.act_forward(m.params, X, 6, 0.01)["N"])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_looped_cell_outputs_its_last_step(backend):
+    m = _model(LoopedCell, max_steps=4, backend=backend)
+    X, Y = _data()
+    probs, loops = m.predict(X)
+    full = {**m.params, "w_halt": np.zeros(6), "b_halt": np.zeros(1)}
+    last = [_plain_steps(full, x.tolist(), 4)[-1][1] for x in X]
+    np.testing.assert_allclose(probs, [[_sig(v) for v in y] for y in last], rtol=1e-12)
+    np.testing.assert_array_equal(loops, 4.0)
+    loss, grads = m.loss_and_grads(X, Y)
+    assert loss == pytest.approx(halting.bce(np.array(last), Y).mean(), rel=1e-12)
+    assert list(grads) == ["W_x", "W_h", "b_h", "W_y", "b_y"]
+
+
+def test_looped_gradient_equals_finite_differences():
+    m = _model(LoopedCell, max_steps=4, backend="numpy")
+    X, Y = _data()
+    _fd_check(m, X, Y, lambda m: 0)
+
+
 @pytest.mark.parametrize("beta", [0.0, 0.1])
 def test_ponder_gradient_equals_finite_differences(beta):
     m = _model(PonderCell, max_steps=5, beta=beta, backend="numpy")
@@ -163,7 +183,7 @@ def test_act_gradient_of_the_ponder_cost_flows_only_through_R():
 
 
 @pytest.mark.parametrize("backend", ["numba", "cuda"])
-@pytest.mark.parametrize("cls", [ACTCell, PonderCell])
+@pytest.mark.parametrize("cls", [ACTCell, PonderCell, LoopedCell])
 def test_backends_agree_on_parity(cls, backend):
     size = dict(n_bits=16, B=64, H=12, steps=10) if backend == "numba" else \
         dict(n_bits=6, B=5, H=4, steps=4)

@@ -31,6 +31,7 @@ MODELS = {
     "LoopyNetwork": "loopy_edu.loopy",
     "ACTCell": "loopy_edu.halting",
     "PonderCell": "loopy_edu.halting",
+    "LoopedCell": "loopy_edu.halting",
 }
 
 

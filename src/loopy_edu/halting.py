@@ -210,6 +210,7 @@ class _Pondering(Model):
     prefix), its own settings, and its NumPy reference."""
 
     _method = ""
+    _halts = True
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int, max_steps: int, halt_bias: float,
                  seed: int | None, dtype: DTypeLike, backend: str) -> None:
@@ -230,6 +231,8 @@ class _Pondering(Model):
                        "b_halt": np.full(1, halt_bias, dtype=self.dtype),
                        "W_y": init_weight(self.n_out, H, "glorot", rng, self.dtype),
                        "b_y": np.zeros(self.n_out, dtype=self.dtype)}
+        if not self._halts:
+            del self.params["w_halt"], self.params["b_halt"]
 
     def settings(self) -> dict[str, Any]:
         """The halting method's own constructor arguments."""
@@ -247,15 +250,29 @@ class _Pondering(Model):
         -------
         dict[str, tuple of int]
             ``W_x`` (H, n_in + 1), ``W_h`` (H, H), ``b_h`` (H,), ``w_halt`` (H,), ``b_halt``
-            (1,), ``W_y`` (n_out, H), ``b_y`` (n_out,).
+            (1,), ``W_y`` (n_out, H), ``b_y`` (n_out,); a cell that does not halt has no
+            ``w_halt`` and ``b_halt``.
         """
         H = self.n_hidden
-        return {"W_x": (H, self.n_in + 1), "W_h": (H, H), "b_h": (H,), "w_halt": (H,),
-                "b_halt": (1,), "W_y": (self.n_out, H), "b_y": (self.n_out,)}
+        shapes = {"W_x": (H, self.n_in + 1), "W_h": (H, H), "b_h": (H,), "w_halt": (H,),
+                  "b_halt": (1,), "W_y": (self.n_out, H), "b_y": (self.n_out,)}
+        if not self._halts:
+            del shapes["w_halt"], shapes["b_halt"]
+        return shapes
 
     def weights(self) -> list[np.ndarray]:
-        """The parameters in the order of :meth:`shapes`, checked (shape, dtype, finite)."""
-        return check_params(self.params, self.shapes(), self.dtype)
+        """The parameters in the order of :meth:`shapes`, checked (shape, dtype, finite); the
+        kernels' argument list, with zeros for the halting unit of a cell that has none."""
+        W_x, W_h, b_h, *rest = check_params(self.params, self.shapes(), self.dtype)
+        if self._halts:
+            return [W_x, W_h, b_h, *rest]
+        return [W_x, W_h, b_h, np.zeros(self.n_hidden, self.dtype), np.zeros(1, self.dtype),
+                *rest]
+
+    def _cell_params(self):
+        # The shared functions' params; a cell that does not halt gets a unit reading nothing.
+        keys = ["W_x", "W_h", "b_h", "w_halt", "b_halt", "W_y", "b_y"]
+        return dict(zip(keys, self.weights()))
 
     def _X(self, X):
         return check_array(X, "X", shape=(None, self.n_in), dtype=self.dtype)
@@ -318,6 +335,8 @@ class _Pondering(Model):
             return self._loss_and_grads(X, Y)
         kernel = getattr(kernels("halting", backend), f"{self._method}_loss_and_grads")
         loss, *grads = kernel(*weights, X, Y, self.max_steps, *self._loss_args())
+        if not self._halts:
+            del grads[3:5]
         return float(loss), dict(zip(self.shapes(), grads))
 
     def accuracy(self, X: ArrayLike, Y: ArrayLike, max_steps: int | None = None) -> float:
@@ -472,3 +491,60 @@ class PonderCell(_Pondering):
         p, log_p = ponder_halting(A)
         loss, c = ponder_loss_terms(Ys, Y, log_p, self.beta, self.lambda_p)
         return float(loss.mean()), ponder_backward(self.params, X, Y, S, A, Ys, p, c)
+
+
+class LoopedCell(_Pondering):
+    """The same cell run for a fixed number of loops, with no halting unit: the baseline that
+    adaptive computation has to beat (Chapter 14).
+
+    It runs ``max_steps`` steps, s_n as in :class:`ACTCell`, and outputs y_N of the last one;
+    the loss is mean_b[BCE(σ(y_N), Y)]. :meth:`predict` returns σ(y_N) and the loops used
+    (all N, for every example). With ``max_steps=1`` it is a one-pass network, the "no ACT"
+    control.
+
+    Parameters
+    ----------
+    n_in, n_hidden, n_out : int
+        Inputs (without the flag), hidden units H, outputs.
+    max_steps : int
+        The loops N, at least 1; ``predict`` may run another number at test time.
+    seed : int or None
+    dtype : dtype-like
+    backend : str
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, if one is invalid.
+    """
+
+    _method = "fixed"
+    _halts = False
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, max_steps: int = 4,
+                 seed: int | None = 0, dtype: DTypeLike = np.float64,
+                 backend: str = DEFAULT) -> None:
+        super().__init__(n_in, n_hidden, n_out, max_steps, 0.0, seed, dtype, backend)
+
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    def _predict_args(self):
+        return ()
+
+    def _loss_args(self):
+        return ()
+
+    def _predict(self, X, steps):
+        _, _, Ys = cell_forward(self._cell_params(), X, steps)
+        return sigmoid(Ys[-1]), np.full(len(X), steps, dtype=self.dtype)
+
+    def _loss_and_grads(self, X, Y):
+        params = self._cell_params()
+        S, A, Ys = cell_forward(params, X, self.max_steps)
+        dYs = np.zeros_like(Ys)
+        dYs[-1] = (sigmoid(Ys[-1]) - Y) / len(X)
+        grads = cell_backward(params, X, S, dYs, np.zeros_like(A))
+        del grads["w_halt"], grads["b_halt"]
+        return float(bce(Ys[-1], Y).mean()), grads
+

@@ -17,7 +17,7 @@ from .scalar_cuda import act, softplus
 from ..activations import CODES
 
 SIGMOID, TANH = CODES["sigmoid"], CODES["tanh"]
-ACT, PONDER = 0, 1
+ACT, PONDER, FIXED = 0, 1, 2
 
 
 @cuda.jit(device=True)
@@ -117,6 +117,19 @@ def _ponder_tail(Y, A, Ys, out, ponder, loss, dYs, dA, c, survive, b, beta, lamb
         dA[b, k, 0] = survive[k] * (c[k] - T_k) * lam * (1.0 - lam)
 
 
+@cuda.jit(device=True)
+def _fixed_tail(Y, Ys, out, ponder, loss, dYs, b, B):
+    # Thread 0: the looped cell's loss at the last step, and ∂L/∂y there.
+    last = Ys.shape[1] - 1
+    loss[b] = 0.0
+    for o in range(Ys.shape[2]):
+        z = Ys[b, last, o]
+        out[b, o] = act(z, SIGMOID)
+        loss[b] += softplus(z) - Y[b, o] * z
+        dYs[b, last, o] = (out[b, o] - Y[b, o]) / B
+    ponder[b] = last + 1
+
+
 @cuda.jit
 def _examples(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, mode, max_steps, epsilon, tau,
               beta, lambda_p, grads, S, A, Ys, N, R, out, ponder, loss, dYs, dA, dZ, c,
@@ -140,11 +153,13 @@ def _examples(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, mode, max_steps, ep
         if mode == ACT and N[b] > 0:
             used = n
             break
-    if mode == PONDER:
+    if mode != ACT:
         N[b] = max_steps
     if t == 0:
         if mode == ACT:
             _act_tail(Y, A, Ys, N, R, out, ponder, loss, dYs, dA, b, tau, B)
+        elif mode == FIXED:
+            _fixed_tail(Y, Ys, out, ponder, loss, dYs, b, B)
         else:
             _ponder_tail(Y, A, Ys, out, ponder, loss, dYs, dA, c[b], survive[b], b, beta,
                          lambda_p, B)
@@ -250,4 +265,17 @@ def ponder_predict(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps):
     """Probabilities at the halting step (the median of p) and that step, (B, n_out), (B,)."""
     Y = np.zeros((len(X), W_y.shape[0]), dtype=X.dtype)
     return _run(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, PONDER, steps, 0.0, 0.0, 0.0,
+                lambda_p=0.5, grads=False)
+
+
+def fixed_loss_and_grads(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, steps):
+    """Same contract as :func:`loopy_edu.kernels.halting_numba.fixed_loss_and_grads`."""
+    return _run(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, FIXED, steps, 0.0, 0.0, 0.0,
+                0.5, True)
+
+
+def fixed_predict(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps):
+    """Probabilities after the last loop, and the loops (B,)."""
+    Y = np.zeros((len(X), W_y.shape[0]), dtype=X.dtype)
+    return _run(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, FIXED, steps, 0.0, 0.0, 0.0,
                 lambda_p=0.5, grads=False)

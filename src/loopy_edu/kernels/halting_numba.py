@@ -232,3 +232,38 @@ def ponder_predict(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps):
         for o in range(n_out):
             probs[b, o] = act(Ys[n, b, o], SIGMOID)
     return probs, ponder
+
+
+@njit(cache=True)
+def _fixed_forward(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps):
+    drive, S, A, Ys = _buffers(W_x, W_h, b_h, W_y, X, steps)
+    W_hT = np.ascontiguousarray(W_h.T)
+    for n in range(1, steps + 1):
+        _step(W_x, W_hT, drive, w_halt, b_halt, W_y, b_y, S, A, Ys, n)
+    return S, A, Ys
+
+
+@njit(cache=True)
+def fixed_loss_and_grads(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, steps):
+    # The looped cell: the loss of the last step only; the halting unit's gradient is dropped.
+    B, n_out = Y.shape
+    S, A, Ys = _fixed_forward(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps)
+    dYs = np.zeros_like(Ys)
+    loss = 0.0
+    for b in range(B):
+        for o in range(n_out):
+            z = Ys[steps - 1, b, o]
+            loss += softplus(z) - Y[b, o] * z
+            dYs[steps - 1, b, o] = (act(z, SIGMOID) - Y[b, o]) / B
+    grads = _cell_backward(W_x, W_h, w_halt, W_y, X, S, dYs, np.zeros_like(A))
+    return (loss / B,) + grads
+
+
+@njit(cache=True)
+def fixed_predict(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps):
+    _, _, Ys = _fixed_forward(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps)
+    probs = np.empty_like(Ys[0])
+    for b in range(probs.shape[0]):
+        for o in range(probs.shape[1]):
+            probs[b, o] = act(Ys[steps - 1, b, o], SIGMOID)
+    return probs, np.full(X.shape[0], float(steps)).astype(X.dtype)

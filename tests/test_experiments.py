@@ -228,3 +228,31 @@ def test_gate_functions_name_their_bad_arguments():
                                   np.zeros(1), 0.0, 0.0)
     with pytest.raises(ValueError, match="z"):
         gates.gate_probability(np.zeros(3), np.zeros((2, 1, 4)))
+
+
+PARITY = sweep.get("parity_ponder").fn
+
+
+def test_parity_ponder_counts_graves_parameters_and_reports_each_difficulty():
+    outs = {m: PARITY(0, method=m, steps=2, batch=8, eval_every=1, test=10)
+            for m in ("act", "ponder", "fixed")}
+    # 128 units on 16 bits and the flag: 18,817 weights, and a halting unit of 129 more.
+    assert outs["fixed"]["n_params"] == 18_817
+    assert outs["act"]["n_params"] == outs["ponder"]["n_params"] == 18_817 + 129
+    for out in outs.values():
+        assert out["error_k"].shape == out["ponder_k"].shape == (16,)
+        assert out["curve"].shape == (2,)
+        assert np.isclose(out["mean_error"], out["error_k"].mean())
+        assert np.isnan(out["error_new"])             # trained on every difficulty
+    np.testing.assert_array_equal(outs["fixed"]["ponder_k"], 10.0)
+    assert np.isnan(outs["fixed"]["spearman"])
+    assert (outs["act"]["ponder_k"] <= 10 + 1).all()
+
+
+def test_a_looped_cell_learns_small_parity_and_the_split_scores_unseen_difficulties():
+    small = dict(n_bits=6, hidden=24, batch=64, lr=3e-3, eval_every=300, test=200)
+    out = PARITY(0, method="fixed", max_steps=3, steps=1500, **small)
+    assert out["mean_error"] < 0.1, out["error_k"]
+    split = PARITY(0, method="act", train_high=3, steps=20, **small)
+    assert np.isclose(split["error_trained"], split["error_k"][:3].mean())
+    assert np.isclose(split["error_new"], split["error_k"][3:].mean())

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
+from loopy_edu.linear import LinearRegression
 from loopy_edu.mlp import MLP
 from loopy_edu.optim import SGD, Adam
-from loopy_edu.train import train
+from loopy_edu.train import train, train_batches
 
 
 def _blobs(n=600, seed=0):
@@ -68,3 +69,21 @@ def test_bad_arguments():
         train(m, X, y, SGD(0.1), X_test=X, y_test=y[:3], progress=False)
     with pytest.raises(ValueError, match="epochs: expected a positive integer"):
         train(m, X, y, SGD(0.1), epochs=1.5, progress=False)
+
+
+def test_train_batches_draws_a_fresh_batch_at_every_step_and_learns():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((2, 3))
+    seen = []
+
+    def batch(step):
+        seen.append(step)
+        X = np.random.default_rng(step).standard_normal((16, 3))
+        return X, X @ W.T
+
+    model = LinearRegression(3, 2, seed=1)
+    hist = train_batches(model, batch, SGD(lr=0.1), steps=200, progress=False)
+    assert seen == list(range(200)) and len(hist.loss) == len(hist.grad_norm) == 200
+    assert hist.loss[-1] < 1e-6 * hist.loss[0]
+    with pytest.raises(ValueError, match="clip: expected a positive"):
+        train_batches(model, batch, SGD(lr=0.1), steps=2, clip=0.0, progress=False)

@@ -30,6 +30,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from .bptt import bptt
 from .checks import check_choice, check_number, check_positive
@@ -37,6 +38,7 @@ from .data import load_mnist
 from .feedback_alignment import fa_grad_fn, random_feedback as mlp_feedback
 from .gates import KEEPS, gate_inputs, gate_probability, slot, three_factor_update
 from .graphs import erdos_renyi, fixed_in_degree, ring, scale_spectral_radius, small_world
+from .halting import ACTCell, LoopedCell, PonderCell
 from .loopy import LoopyNetwork
 from .local_learning import (RULES as LOCAL_RULES, LocalRule, evaluate as local_evaluate,
                              train_local)
@@ -52,8 +54,9 @@ from .sorn import SORN, logistic_readout
 from .sweep import experiment
 from .synapses import SynapseChain
 from .tasks import (Task, accuracy as task_accuracy, adding, adding_baseline, arjovsky_copy,
-                    counting, cued_recall, memory_capacity_task, selective_copy, sines)
-from .train import train, train_sequences
+                    counting, cued_recall, memory_capacity_task, parity_vectors, selective_copy,
+                    sines)
+from .train import train, train_batches, train_sequences
 
 # --- Chapter 9: Murray's periodic task --------------------------------------------------------
 
@@ -899,3 +902,74 @@ def loopy_adding(seed: int, T: int = 100, rule: str = "fast_weights", readout: s
     curve = 2 * out.pop("test_loss")                # one step, one output: mse = 2 × the loss
     return {"mse": score["mse"], "accuracy": score["accuracy"],
             "baseline": 2 * adding_baseline(), "curve_mse": curve, **out}
+
+
+# --- ch. 14: adaptive computation on parity ---------------------------------------------------
+
+PONDER_METHODS = ("act", "ponder", "fixed")
+
+
+def _ponder_model(method: str, n_bits: int, hidden: int, max_steps: int, tau: float,
+                  beta: float, lambda_p: float, seed: int) -> Any:
+    if method == "act":
+        return ACTCell(n_bits, hidden, 1, max_steps, tau=tau, seed=seed)
+    if method == "ponder":
+        return PonderCell(n_bits, hidden, 1, max_steps, beta=beta, lambda_p=lambda_p, seed=seed)
+    return LoopedCell(n_bits, hidden, 1, max_steps, seed=seed)
+
+
+@experiment(choices={"method": PONDER_METHODS}, quick={"steps": 1000}, curves=("curve",))
+def parity_ponder(seed: int, method: str = "act", tau: float = 1e-3, max_steps: int = 10,
+                  beta: float = 0.01, lambda_p: float = 0.2, n_bits: int = 16,
+                  hidden: int = 128, train_high: int = 0, steps: int = 100_000,
+                  batch: int = 128, lr: float = 1e-3, eval_every: int = 1000,
+                  test: int = 1000) -> dict[str, Any]:
+    """Static parity (:func:`loopy_edu.tasks.parity_vectors`) learned by one tanh cell that
+    ponders (Chapter 14): ``method`` ``"act"`` (:class:`~loopy_edu.halting.ACTCell`, ponder
+    cost ``tau``, at most ``max_steps`` steps), ``"ponder"``
+    (:class:`~loopy_edu.halting.PonderCell`, ``beta``, ``lambda_p``, ``max_steps`` unrolled)
+    or ``"fixed"`` (:class:`~loopy_edu.halting.LoopedCell`, exactly ``max_steps`` loops; 1 is
+    the no-ACT control). Adam at ``lr``, ``steps`` updates of ``batch`` fresh vectors of
+    ``n_bits``, with difficulty 1..``train_high`` (0: all of 1..n_bits; n_bits // 2 is
+    PonderNet's extrapolation split), as aakhundov/tf-rnn-adaptive trains Graves's task.
+
+    The seed sets the weights and every batch. Evaluated at the end on ``test`` vectors of each
+    difficulty k = 1..n_bits. Returns ``mean_error`` (the mean over k of the error at k,
+    Graves's measure), ``error_k`` and ``ponder_k`` (per k; ponder is ACT's N + R,
+    PonderNet's halting step, the fixed cell's loops), ``ponder`` (its mean), ``error_trained`` and ``error_new``
+    (the mean error over the trained and the untrained difficulties), ``spearman`` (of ponder
+    against k over all test vectors), ``n_params``, and ``curve``: the error on ``test`` mixed
+    vectors of the trained difficulties every ``eval_every`` updates.
+    """
+    check_choice(method, "method", PONDER_METHODS)
+    for value, name in ((steps, "steps"), (batch, "batch"), (eval_every, "eval_every"),
+                        (test, "test"), (hidden, "hidden"), (n_bits, "n_bits")):
+        check_positive(value, name, integer=True)
+    high = n_bits if train_high == 0 else train_high
+    model = _ponder_model(method, n_bits, hidden, max_steps, tau, beta, lambda_p, seed)
+    base = 1_000_000 * (seed + 1)
+    check_X, check_Y, _ = parity_vectors(test, n_bits, (1, high), seed=base - 1)
+    curve = []
+
+    def record(step, model, hist):
+        if (step + 1) % eval_every == 0:
+            curve.append(1.0 - model.accuracy(check_X, check_Y))
+
+    train_batches(model, lambda s: parity_vectors(batch, n_bits, (1, high), seed=base + s)[:2],
+                  Adam(lr=lr), steps, progress=False, callback=record)
+    error_k, ponder_k, ks, ponders = [], [], [], []
+    for k in range(1, n_bits + 1):
+        X, Y, _ = parity_vectors(test, n_bits, k, seed=base - 1 - k)
+        probs, ponder = model.predict(X)
+        error_k.append(float(((probs > 0.5) != (Y > 0.5)).mean()))
+        ponder_k.append(float(ponder.mean()))
+        ks.append(np.full(test, k)), ponders.append(ponder)
+    error_k = np.array(error_k)
+    ponders = np.concatenate(ponders)
+    rho = spearmanr(np.concatenate(ks), ponders).statistic if np.ptp(ponders) > 0 else np.nan
+    return {"mean_error": float(error_k.mean()), "error_k": error_k,
+            "ponder_k": np.array(ponder_k),
+            "ponder": float(np.mean(ponder_k)), "error_trained": float(error_k[:high].mean()),
+            "error_new": float(error_k[high:].mean()) if high < n_bits else float("nan"),
+            "spearman": float(rho),                   # NaN where ponder is constant
+            "n_params": sum(p.size for p in model.params.values()), "curve": np.array(curve)}

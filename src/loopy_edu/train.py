@@ -229,13 +229,68 @@ def train_sequences(model: Model, task_fn: Callable[[int], Task], optimizer: Opt
     FloatingPointError
         If a loss is NaN or Inf; its ``history`` attribute holds the History so far.
     """
+    def grads_at(s):
+        task = task_fn(s)
+        return grad_fn(model, task.xs, task.targets, task.loss, task.mask)
+
+    return _stream(model, grads_at, optimizer, steps, clip, progress, callback)
+
+
+def train_batches(model: Model, batch_fn: Callable[[int], tuple[np.ndarray, np.ndarray]],
+                  optimizer: Optimizer, steps: int, clip: float | None = None,
+                  grad_fn: Callable[[Any, np.ndarray, np.ndarray], _Grads] = _default_grad_fn,
+                  progress: bool = True,
+                  callback: Callable[[int, Any, History], None] | None = None) -> History:
+    """Train ``model`` for ``steps`` updates, each on a fresh batch ``(X, Y) = batch_fn(step)``
+    of a generated task (such as :func:`loopy_edu.tasks.parity_vectors`, Chapter 14); return a
+    History with the loss and the gradient norm of every step. The same loop as
+    :func:`train_sequences`, for models of a static input.
+
+    Parameters
+    ----------
+    model : Model
+        A model with ``params`` and ``loss_and_grads(X, Y)``, updated in place.
+    batch_fn : callable
+        ``batch_fn(step)`` returns that step's ``(X, Y)``.
+    optimizer : Optimizer
+        Updates ``model.params`` from each step's grads.
+    steps : int
+        The number of updates.
+    clip : float or None
+        The largest gradient norm; None does not clip.
+    grad_fn : callable
+        ``grad_fn(model, X, Y) -> (loss, grads)``; the default is ``model.loss_and_grads``.
+    progress : bool
+        Whether to show a progress bar.
+    callback : callable or None
+        ``callback(step, model, history)``, run after each update.
+
+    Returns
+    -------
+    History
+        ``loss`` and ``grad_norm`` (before clipping) of every step.
+
+    Raises
+    ------
+    ValueError
+        If ``steps`` is not a positive integer, or ``clip`` not a positive number.
+    FloatingPointError
+        If a loss is NaN or Inf; its ``history`` attribute holds the History so far.
+    """
+    return _stream(model, lambda s: grad_fn(model, *batch_fn(s)), optimizer, steps, clip,
+                   progress, callback)
+
+
+def _stream(model, grads_at, optimizer, steps, clip, progress, callback):
+    # The loop of train_sequences and train_batches: grads_at(step) -> (loss, grads).
     check_positive(steps, "steps", integer=True)
+    if clip is not None:
+        check_positive(clip, "clip")
     hist = History()
     bar = tqdm(range(steps), desc="training", unit="step", disable=not progress)
     try:
         for s in bar:
-            task = task_fn(s)
-            loss, grads = grad_fn(model, task.xs, task.targets, task.loss, task.mask)
+            loss, grads = grads_at(s)
             try:
                 check_finite_loss(loss, s, getattr(optimizer, "lr", None))
             except FloatingPointError as err:

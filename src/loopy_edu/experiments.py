@@ -936,10 +936,11 @@ def parity_ponder(seed: int, method: str = "act", tau: float = 1e-3, max_steps: 
     The seed sets the weights and every batch. Evaluated at the end on ``test`` vectors of each
     difficulty k = 1..n_bits. Returns ``mean_error`` (the mean over k of the error at k,
     Graves's measure), ``error_k`` and ``ponder_k`` (per k; ponder is ACT's N + R,
-    PonderNet's halting step, the fixed cell's loops), ``ponder`` (its mean), ``error_trained`` and ``error_new``
-    (the mean error over the trained and the untrained difficulties), ``spearman`` (of ponder
-    against k over all test vectors), ``n_params``, and ``curve``: the error on ``test`` mixed
-    vectors of the trained difficulties every ``eval_every`` updates.
+    PonderNet's halting step, the fixed cell's loops), ``ponder`` (its mean),
+    ``error_trained`` and ``error_new`` (the mean error over the trained and the untrained
+    difficulties), ``spearman`` (of ponder against k over all test vectors), ``n_params``, and
+    ``curve``: the error on ``test`` mixed vectors of the trained difficulties every
+    ``eval_every`` updates.
     """
     check_choice(method, "method", PONDER_METHODS)
     for value, name in ((steps, "steps"), (batch, "batch"), (eval_every, "eval_every"),

@@ -1,0 +1,122 @@
+"""The tall strange-loop network (Chapter 15): its dialogue written out, exact gradients
+through the whole inner loop with every stop rule, the loop cap, and bad input."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from loopy_edu.gradcheck import check_grads
+from loopy_edu.sln import TallSLN
+
+
+def _model(stop, seed=1, **kwargs):
+    m = TallSLN(5, 4, 2, max_loops=5, stop=stop, seed=seed, **kwargs)
+    rng = np.random.default_rng(seed + 100)
+    for p in m.params.values():
+        p += 0.3 * rng.standard_normal(p.shape)
+    return m
+
+
+def _data(B=7, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.choice([-1.0, 0.0, 1.0], size=(B, 5)), rng.integers(0, 2, (B, 2)).astype(float)
+
+
+def _plain_dialogue(P, x, loops):
+    """(q^L_n, q^R_n) for n = 1..loops of one example, unit by unit with Python floats."""
+    P = {k: v.tolist() for k, v in P.items()}
+    sig = lambda z: 1 / (1 + math.exp(-z))
+    H, n = len(P["W_h_L"]), len(x)
+    s = {"L": [0.0] * H, "R": [0.0] * H}
+    heard, out = [0.0, 0.0], []
+    for loop in range(1, loops + 1):
+        answers = {}
+        for side in "LR":
+            s[side] = [math.tanh(sum(P[f"W_x_{side}"][i][j] * x[j] for j in range(n))
+                                 + (P[f"W_x_{side}"][i][n] if loop == 1 else 0.0)
+                                 + sum(P[f"W_h_{side}"][i][j] * s[side][j] for j in range(H))
+                                 + sum(P[f"U_{side}"][i][o] * heard[o] for o in range(2))
+                                 + P[f"b_{side}"][i]) for i in range(H)]
+            heard = [sig(sum(w * v for w, v in zip(row, s[side])) + c)
+                     for row, c in zip(P[f"V_{side}"], P[f"c_{side}"])]
+            answers[side] = heard
+        out.append((answers["L"], answers["R"]))
+    return out
+
+
+def test_the_dialogue_is_the_equations_written_out():
+    m = _model("fixed")
+    X, _ = _data()
+    c = m.forward(X)
+    for b, x in enumerate(X):
+        for n, (qL, qR) in enumerate(_plain_dialogue(m.params, x.tolist(), 5), start=1):
+            np.testing.assert_allclose(c["QL"][n, b], qL, rtol=1e-12)
+            np.testing.assert_allclose(c["QR"][n, b], qR, rtol=1e-12)
+
+
+def test_agreement_stops_at_the_first_loop_within_tol():
+    m = _model("agree", tol=0.3)
+    X, _ = _data(B=40)
+    c = m.forward(X)
+    gap = np.abs(c["QL"][1:] - c["QR"][1:]).max(axis=2)            # (loops, B)
+    for b, N in enumerate(c["N"]):
+        agreed = np.flatnonzero(gap[:, b] <= 0.3)
+        assert N == (agreed[0] + 1 if len(agreed) else 5)
+    assert len(set(c["N"])) > 1
+    np.testing.assert_array_equal(m.predict(X)[1], c["N"])
+
+
+@pytest.mark.parametrize("stop, kwargs", [("fixed", {}), ("agree", dict(tol=0.3)),
+                                          ("halt", dict(tau=0.05, halt_bias=-1.0)),
+                                          ("fixed", dict(left_weight=0.0))])
+def test_the_gradient_through_the_whole_dialogue_equals_finite_differences(stop, kwargs):
+    m = _model(stop, **kwargs)
+    X, Y = _data()
+    N = m.forward(X)["N"].copy()
+    errors = check_grads(m, X, Y, max_entries=200)
+    assert max(errors.values()) < 1e-7, errors
+    for k, p in m.params.items():                      # the stop held under the perturbation
+        p += 1e-6
+        np.testing.assert_array_equal(m.forward(X)["N"], N)
+        p -= 1e-6
+
+
+@settings(max_examples=25, deadline=None)
+@given(loops=st.integers(1, 6), stop=st.sampled_from(["fixed", "agree", "halt"]),
+       tol=st.floats(0.01, 0.99), bias=st.floats(-5, 5), seed=st.integers(0, 1000))
+def test_a_stop_rule_never_exceeds_its_cap(loops, stop, tol, bias, seed):
+    m = TallSLN(5, 3, 2, max_loops=loops, stop=stop, tol=tol, halt_bias=bias, seed=seed)
+    X, _ = _data(seed=seed)
+    c = m.forward(X)
+    assert (c["N"] >= 1).all() and (c["N"] <= loops).all() and len(c["YR"]) <= loops
+    assert np.allclose(c["p"].sum(axis=0), 1.0) and (c["p"] >= 0).all()
+    if stop == "fixed":
+        assert (c["N"] == loops).all()
+
+
+def test_parameters_count_both_lobes_and_the_head():
+    fixed, halt = TallSLN(16, 88, 1, stop="fixed"), TallSLN(16, 88, 1, stop="halt")
+    lobe = 88 * 17 + 88 * 88 + 88 + 88 + 88 + 1
+    assert sum(p.size for p in fixed.params.values()) == 2 * lobe
+    assert sum(p.size for p in halt.params.values()) == 2 * lobe + 2 * 88 + 1
+
+
+def test_bad_input_is_refused_with_its_name():
+    m = TallSLN(3, 4, 1)
+    X = np.zeros((2, 3))
+    cases = [(lambda: TallSLN(3, 4, 1, stop="vote"), "stop: expected one of"),
+             (lambda: TallSLN(3, 4, 1, tol=1.0), "tol: expected"),
+             (lambda: TallSLN(3, 4, 1, tau=-1.0), "tau: expected"),
+             (lambda: TallSLN(3, 4, 1, max_loops=0), "max_loops: expected a positive"),
+             (lambda: TallSLN(3, 4, 1, backend="numba"), "backend: expected one of"),
+             (lambda: m.predict(np.zeros((2, 4))), r"X: expected shape"),
+             (lambda: m.predict(np.full((2, 3), np.nan)), "X: expected finite values"),
+             (lambda: m.loss_and_grads(X, np.full((2, 1), 0.5)), r"Y: expected targets"),
+             (lambda: m.predict(X, max_loops=0), "max_loops: expected a positive")]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
+    m.params["U_L"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"params\['U_L'\]: expected finite"):
+        m.predict(X)

@@ -256,3 +256,13 @@ def test_a_looped_cell_learns_small_parity_and_the_split_scores_unseen_difficult
     split = PARITY(0, method="act", train_high=3, steps=20, **small)
     assert np.isclose(split["error_trained"], split["error_k"][:3].mean())
     assert np.isclose(split["error_new"], split["error_k"][3:].mean())
+
+
+def test_parity_ponder_runs_the_tall_sln_with_each_stop_rule():
+    for stop in ("fixed", "agree", "halt"):
+        out = PARITY(0, method="tall", stop=stop, hidden=5, max_steps=3, steps=2, batch=8,
+                     eval_every=1, test=10)
+        assert (out["ponder_k"] <= 3 + 1).all() and out["curve"].shape == (2,)
+    # Two lobes of 88 units hold 19,010 weights, within Graves's 19,075.
+    assert PARITY(0, method="tall", stop="fixed", hidden=88, steps=1, batch=4, eval_every=1,
+                  test=2)["n_params"] == 19_010

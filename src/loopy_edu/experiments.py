@@ -50,6 +50,7 @@ from .plasticity import NORMS, RULES, adapt
 from .reservoir import memory_capacity, ridge
 from .rflo import random_feedback, rflo
 from .rnn import RNN
+from .sln import STOPS as SLN_STOPS, TallSLN
 from .sorn import SORN, logistic_readout
 from .sweep import experiment
 from .synapses import SynapseChain
@@ -906,11 +907,13 @@ def loopy_adding(seed: int, T: int = 100, rule: str = "fast_weights", readout: s
 
 # --- ch. 14: adaptive computation on parity ---------------------------------------------------
 
-PONDER_METHODS = ("act", "ponder", "fixed")
+PONDER_METHODS = ("act", "ponder", "fixed", "tall")
 
 
 def _ponder_model(method: str, n_bits: int, hidden: int, max_steps: int, tau: float,
-                  beta: float, lambda_p: float, seed: int) -> Any:
+                  beta: float, lambda_p: float, stop: str, tol: float, seed: int) -> Any:
+    if method == "tall":
+        return TallSLN(n_bits, hidden, 1, max_steps, stop=stop, tol=tol, tau=tau, seed=seed)
     if method == "act":
         return ACTCell(n_bits, hidden, 1, max_steps, tau=tau, seed=seed)
     if method == "ponder":
@@ -918,9 +921,11 @@ def _ponder_model(method: str, n_bits: int, hidden: int, max_steps: int, tau: fl
     return LoopedCell(n_bits, hidden, 1, max_steps, seed=seed)
 
 
-@experiment(choices={"method": PONDER_METHODS}, quick={"steps": 1000}, curves=("curve",))
+@experiment(choices={"method": PONDER_METHODS, "stop": SLN_STOPS}, quick={"steps": 1000},
+            curves=("curve",))
 def parity_ponder(seed: int, method: str = "act", tau: float = 1e-3, max_steps: int = 10,
-                  beta: float = 0.01, lambda_p: float = 0.2, n_bits: int = 16,
+                  beta: float = 0.01, lambda_p: float = 0.2, stop: str = "agree",
+                  tol: float = 0.1, n_bits: int = 16,
                   hidden: int = 128, train_high: int = 0, steps: int = 100_000,
                   batch: int = 128, lr: float = 1e-3, eval_every: int = 1000,
                   test: int = 1000) -> dict[str, Any]:
@@ -929,7 +934,9 @@ def parity_ponder(seed: int, method: str = "act", tau: float = 1e-3, max_steps: 
     cost ``tau``, at most ``max_steps`` steps), ``"ponder"``
     (:class:`~loopy_edu.halting.PonderCell`, ``beta``, ``lambda_p``, ``max_steps`` unrolled)
     or ``"fixed"`` (:class:`~loopy_edu.halting.LoopedCell`, exactly ``max_steps`` loops; 1 is
-    the no-ACT control). Adam at ``lr``, ``steps`` updates of ``batch`` fresh vectors of
+    the no-ACT control), or ``"tall"`` (:class:`~loopy_edu.sln.TallSLN`, two lobes of
+    ``hidden`` units, stop rule ``stop``, agreement within ``tol``, ponder cost ``tau`` for
+    ``"halt"``; Chapter 15). Adam at ``lr``, ``steps`` updates of ``batch`` fresh vectors of
     ``n_bits``, with difficulty 1..``train_high`` (0: all of 1..n_bits; n_bits // 2 is
     PonderNet's extrapolation split), as aakhundov/tf-rnn-adaptive trains Graves's task.
 
@@ -947,14 +954,15 @@ def parity_ponder(seed: int, method: str = "act", tau: float = 1e-3, max_steps: 
                         (test, "test"), (hidden, "hidden"), (n_bits, "n_bits")):
         check_positive(value, name, integer=True)
     high = n_bits if train_high == 0 else train_high
-    model = _ponder_model(method, n_bits, hidden, max_steps, tau, beta, lambda_p, seed)
+    model = _ponder_model(method, n_bits, hidden, max_steps, tau, beta, lambda_p, stop, tol,
+                          seed)
     base = 1_000_000 * (seed + 1)
     check_X, check_Y, _ = parity_vectors(test, n_bits, (1, high), seed=base - 1)
     curve = []
 
     def record(step, model, hist):
         if (step + 1) % eval_every == 0:
-            curve.append(1.0 - model.accuracy(check_X, check_Y))
+            curve.append(float(((model.predict(check_X)[0] > 0.5) != (check_Y > 0.5)).mean()))
 
     train_batches(model, lambda s: parity_vectors(batch, n_bits, (1, high), seed=base + s)[:2],
                   Adam(lr=lr), steps, progress=False, callback=record)

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .activations import sigmoid
-from .backend import check_backend
+from .backend import check_backend, kernels
 from .checks import (check_array, check_choice, check_dtype, check_number, check_params,
                      check_positive)
 from .halting import act_halting, bce
@@ -168,7 +168,7 @@ class TallSLN(Model):
     seed : int or None
     dtype : dtype-like
     backend : str
-        ``"numpy"`` (the compiled kernels are still to come).
+        ``"numpy"`` or ``"numba"`` (a CUDA kernel is still to come).
 
     Raises
     ------
@@ -180,7 +180,7 @@ class TallSLN(Model):
                  stop: str = "agree", tol: float = 0.1, tau: float = 1e-3,
                  epsilon: float = 0.01, left_weight: float = 1.0, halt_bias: float = 1.0,
                  seed: int | None = 0, dtype: DTypeLike = np.float64,
-                 backend: str = "numpy") -> None:
+                 backend: str = "numba") -> None:
         self.n_in = int(check_positive(n_in, "n_in", integer=True))
         self.n_hidden = int(check_positive(n_hidden, "n_hidden", integer=True))
         self.n_out = int(check_positive(n_out, "n_out", integer=True))
@@ -192,7 +192,7 @@ class TallSLN(Model):
         self.left_weight = check_number(left_weight, "left_weight", 0.0)
         self.halt_bias = check_number(halt_bias, "halt_bias")
         self.dtype = check_dtype(dtype)
-        self.backend = check_choice(check_backend(backend), "backend", ("numpy",))
+        self.backend = check_choice(check_backend(backend), "backend", ("numpy", "numba"))
         self.seed = seed
         rng = np.random.default_rng(seed)
         self.params = {k: (init_weight(*shape, "glorot", rng, self.dtype) if len(shape) == 2
@@ -225,8 +225,16 @@ class TallSLN(Model):
             shapes.update(w_halt=(2 * H,), b_halt=(1,))
         return shapes
 
+    def _weights(self):
+        # The kernels' argument list: every weight, with a head that reads nothing when the
+        # stop rule has none.
+        weights = check_params(self.params, self.shapes(), self.dtype)
+        if self.stop != "halt":
+            weights += [np.zeros(2 * self.n_hidden, self.dtype), np.zeros(1, self.dtype)]
+        return weights
+
     def _X(self, X):
-        check_params(self.params, self.shapes(), self.dtype)
+        self._weights()
         return check_array(X, "X", shape=(None, self.n_in), dtype=self.dtype)
 
     def forward(self, X: ArrayLike, max_loops: int | None = None) -> dict[str, Any]:
@@ -246,7 +254,13 @@ class TallSLN(Model):
         X = self._X(X)
         loops = self.max_loops if max_loops is None else check_positive(
             max_loops, "max_loops", integer=True)
-        return tall_forward(self.params, X, loops, self.stop, self.tol, self.epsilon)
+        if self.backend == "numpy":
+            return tall_forward(self.params, X, loops, self.stop, self.tol, self.epsilon)
+        out = kernels("sln", "numba").tall_forward(*self._weights(), X, loops,
+                                                   STOPS.index(self.stop), self.tol,
+                                                   self.epsilon)
+        return dict(zip(("SL", "SR", "QL", "QR", "YL", "YR", "A", "p", "N", "R", "yL", "yR"),
+                        out))
 
     def predict(self, X: ArrayLike,
                 max_loops: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -282,11 +296,16 @@ class TallSLN(Model):
         loss : float
         grads : dict[str, np.ndarray]
         """
-        c = self.forward(X)
-        X = np.asarray(X, dtype=self.dtype)
+        X = self._X(X)
         Y = check_array(Y, "Y", shape=(len(X), self.n_out), dtype=self.dtype)
         if not np.isin(Y, (0.0, 1.0)).all():
             raise ValueError("Y: expected targets in {0, 1}")
+        if self.backend == "numba":
+            loss, *grads = kernels("sln", "numba").tall_loss_and_grads(
+                *self._weights(), X, Y, self.max_loops, STOPS.index(self.stop), self.tol,
+                self.epsilon, self.tau, self.left_weight)
+            return float(loss), dict(zip(self.shapes(), grads))
+        c = self.forward(X)
         loss = bce(c["yR"], Y) + self.left_weight * bce(c["yL"], Y)
         if self.stop == "halt":
             loss = loss + self.tau * (c["N"] + c["R"])

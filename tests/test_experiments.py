@@ -245,6 +245,9 @@ def test_parity_ponder_counts_graves_parameters_and_reports_each_difficulty():
         assert np.isclose(out["mean_error"], out["error_k"].mean())
         assert np.isnan(out["error_new"])             # trained on every difficulty
     np.testing.assert_array_equal(outs["fixed"]["ponder_k"], 10.0)
+    np.testing.assert_array_equal(outs["fixed"]["loops_k"], 10.0)
+    act = outs["act"]
+    assert ((act["loops_k"] >= 1) & (act["loops_k"] < act["ponder_k"])).all()
     assert np.isnan(outs["fixed"]["spearman"])
     assert (outs["act"]["ponder_k"] <= 10 + 1).all()
 

@@ -943,7 +943,8 @@ def parity_ponder(seed: int, method: str = "act", tau: float = 1e-3, max_steps: 
     The seed sets the weights and every batch. Evaluated at the end on ``test`` vectors of each
     difficulty k = 1..n_bits. Returns ``mean_error`` (the mean over k of the error at k,
     Graves's measure), ``error_k`` and ``ponder_k`` (per k; ponder is ACT's N + R,
-    PonderNet's halting step, the fixed cell's loops), ``ponder`` (its mean),
+    PonderNet's halting step, the fixed cell's loops), ``ponder`` (its mean), ``loops_k`` and
+    ``loops`` (the loops run: N for ACT, whose ponder N + R is 2 for one loop),
     ``error_trained`` and ``error_new`` (the mean error over the trained and the untrained
     difficulties), ``spearman`` (of ponder against k over all test vectors), ``n_params``, and
     ``curve``: the error on ``test`` mixed vectors of the trained difficulties every
@@ -966,19 +967,23 @@ def parity_ponder(seed: int, method: str = "act", tau: float = 1e-3, max_steps: 
 
     train_batches(model, lambda s: parity_vectors(batch, n_bits, (1, high), seed=base + s)[:2],
                   Adam(lr=lr), steps, progress=False, callback=record)
-    error_k, ponder_k, ks, ponders = [], [], [], []
+    error_k, ponder_k, loops_k, ks, ponders = [], [], [], [], []
     for k in range(1, n_bits + 1):
         X, Y, _ = parity_vectors(test, n_bits, k, seed=base - 1 - k)
         probs, ponder = model.predict(X)
         error_k.append(float(((probs > 0.5) != (Y > 0.5)).mean()))
         ponder_k.append(float(ponder.mean()))
+        # ACT's ponder N + R lies in (N, N + 1]; the others' ponder is the loops themselves.
+        uses_R = method == "act" or method == "tall" and stop == "halt"
+        loops_k.append(float((np.ceil(ponder) - 1 if uses_R else ponder).mean()))
         ks.append(np.full(test, k)), ponders.append(ponder)
     error_k = np.array(error_k)
     ponders = np.concatenate(ponders)
     rho = spearmanr(np.concatenate(ks), ponders).statistic if np.ptp(ponders) > 0 else np.nan
     return {"mean_error": float(error_k.mean()), "error_k": error_k,
             "ponder_k": np.array(ponder_k),
-            "ponder": float(np.mean(ponder_k)), "error_trained": float(error_k[:high].mean()),
+            "ponder": float(np.mean(ponder_k)), "loops_k": np.array(loops_k),
+            "loops": float(np.mean(loops_k)), "error_trained": float(error_k[:high].mean()),
             "error_new": float(error_k[high:].mean()) if high < n_bits else float("nan"),
             "spearman": float(rho),                   # NaN where ponder is constant
             "n_params": sum(p.size for p in model.params.values()), "curve": np.array(curve)}

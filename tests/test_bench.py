@@ -158,3 +158,95 @@ def test_bench_loopy_tables():
                        plastic_steps=2, gpu=False).endswith("GPU rows skipped: no CUDA GPU "
                                                             "here (none, or only Numba's "
                                                             "simulator)")
+
+
+# Part V: bench_halting, the PyTorch ACT beside ours, and the compacted Numba ACT kernel.
+from loopy_edu import bench as bench_module  # noqa: E402
+from loopy_edu.bench import BENCHES, act_loss_torch, bench_halting  # noqa: E402
+from loopy_edu.halting import ACTCell  # noqa: E402
+from loopy_edu.tasks import parity_vectors  # noqa: E402
+
+HALTING_SIZES = dict(batch=5, n_hidden=4, max_steps=3, n_bits=6, loops=(1, 2), gpu=False)
+
+
+def _halting_blocks(out):
+    blocks = out.split("\n\n")
+    assert blocks[0].startswith("ACT training step (loss_and_grads + Adam) on 6-bit parity, B=5")
+    assert blocks[1].startswith("PonderCell (")
+    assert blocks[2].startswith("LoopedCell training step per example per loop")
+    assert blocks[3].startswith("CUDA columns skipped")
+    return blocks
+
+
+def test_bench_halting_tables():
+    out = bench_halting(seconds=0.002, halt_biases=(1.0, -3.0), **HALTING_SIZES)
+    blocks = _halting_blocks(out)
+    lines = blocks[0].splitlines()
+    rows = [line.split() for line in lines[3:5]]
+    assert [r[0] for r in rows] == ["1", "-3"]
+    assert float(rows[0][1]) < float(rows[1][1]) <= 4            # ponder N + R, N <= M = 3
+    assert all(r[5].endswith("x") for r in rows)                 # numba/numpy
+    if bench_module._torch() is not None:
+        assert all(r[6].endswith("x") and float(r[7]) <= 1e-12 for r in rows)
+    else:
+        assert all("not installed" in line for line in lines[3:5])
+    assert lines[5].startswith("Goal (numba >= 2x numpy and >= 1x torch): halt_bias 1: ")
+    assert lines[5].count("met") == 4
+    assert blocks[1].startswith("PonderCell (3 steps) and LoopedCell (4 loops)")
+    assert [line.split()[0] for line in blocks[1].splitlines()[3:]] == ["PonderCell",
+                                                                       "LoopedCell"]
+    assert [line.split()[0] for line in blocks[2].splitlines()[3:]] == ["1", "2"]
+    assert "halting" in BENCHES
+
+
+def test_bench_halting_without_torch_says_so(monkeypatch):
+    monkeypatch.setattr(bench_module, "_torch", lambda: None)
+    assert act_loss_torch({}, np.zeros((1, 1)), np.zeros((1, 1))) is None
+    lines = _halting_blocks(bench_halting(seconds=0.001, halt_biases=(0.0,),
+                                          **HALTING_SIZES))[0].splitlines()
+    assert lines[3].split()[-3:] == ["not", "installed", "-"]        # numba/torch, |loss|
+    assert lines[3].count("not installed") == 2                       # and torch's time
+    assert lines[4].endswith("numba/torch not installed")
+
+
+@pytest.mark.parametrize("halt_bias", [2.0, 0.0, -1.0, -4.0])
+def test_torch_act_equals_ours(halt_bias):
+    """Loss, ponder and the autograd gradient of the PyTorch ACT equal the NumPy reference's,
+    examples halting at different steps (the ponder term's gradient only through R)."""
+    torch = pytest.importorskip("torch")
+    X, Y, _ = parity_vectors(9, 6, seed=1)
+    m = ACTCell(6, 5, 1, max_steps=5, tau=0.05, halt_bias=halt_bias, seed=2, backend="numpy")
+    loss, grads = m.loss_and_grads(X, Y)
+    got, ponder = act_loss_torch(m.params, X, Y, 5, m.epsilon, m.tau)
+    assert got == pytest.approx(loss, rel=1e-13)
+    np.testing.assert_allclose(ponder, m.predict(X)[1], rtol=1e-13)
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in m.params.items()}
+    bench_module._torch_act(torch, tp, torch.from_numpy(X), torch.from_numpy(Y), 5, m.epsilon,
+                            m.tau)[0].backward()
+    for k, g in grads.items():
+        np.testing.assert_allclose(tp[k].grad.numpy(), g, rtol=0, atol=1e-13, err_msg=k)
+
+
+@pytest.mark.parametrize("max_steps,halt_bias", [(1, 0.0), (2, 3.0), (6, -1.5), (10, -3.0)])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
+def test_compacted_act_kernel_equals_the_reference(max_steps, halt_bias, dtype, tol):
+    """The Numba ACT drops the halted examples from each step's rows: loss, gradient, outputs
+    and ponder still equal the NumPy reference's, at every cap, halting early or late."""
+    X, Y, _ = parity_vectors(37, 8, seed=4, dtype=dtype)
+    ref, fast = (ACTCell(8, 6, 1, max_steps=max_steps, tau=0.01, halt_bias=halt_bias, seed=5,
+                         dtype=dtype, backend=be) for be in ("numpy", "numba"))
+    rng = np.random.default_rng(6)
+    for k in ref.params:
+        ref.params[k] += (rng.standard_normal(ref.params[k].shape)).astype(dtype)
+        fast.params[k][:] = ref.params[k]
+    loss, grads = ref.loss_and_grads(X, Y)
+    loss2, grads2 = fast.loss_and_grads(X, Y)
+    assert abs(loss - loss2) <= tol * max(1.0, abs(loss))
+    for k in grads:
+        assert grads2[k].dtype == dtype
+        np.testing.assert_allclose(grads2[k], grads[k], rtol=0, atol=tol, err_msg=k)
+    (p, ponder), (p2, ponder2) = ref.predict(X), fast.predict(X)
+    np.testing.assert_allclose(p2, p, rtol=0, atol=tol)
+    np.testing.assert_allclose(ponder2, ponder, rtol=0, atol=tol * max_steps)
+    if max_steps > 2:                                    # the examples halt at different steps
+        assert len(set(np.floor(ponder))) > 1

@@ -1,6 +1,6 @@
 """Side-by-side benchmarks: ``python -m loopy_edu.bench NAME``.
 
-NAME is one of mlp, memory, rnn, local, loopy, sweep or all.
+NAME is one of mlp, memory, rnn, local, loopy, sweep, halting or all.
 
 Speed is reported as throughput measured in one run on one machine, with ratios between
 backends, so the figures compare like with like. Every CPU column uses one thread (run through
@@ -876,12 +876,198 @@ def _gpu_loopy(n, k, steps, alpha, seconds):
             + _table(["step", "steps/s", "GB/s", f"of {HBM_GBS / 1000:g} TB/s"], rows))
 
 
+def act_loss_torch(params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray,
+                   max_steps: int = 10, epsilon: float = 0.01,
+                   tau: float = 1e-3) -> tuple[float, np.ndarray] | None:
+    """ACT's loss written in PyTorch (autograd, one thread), the equations of
+    :func:`loopy_edu.halting.act_forward`: the first-step flag, halting at the first n with
+    Σ_{m≤n} h_m ≥ 1 − ε (or ``max_steps``), p_n = h_n before N and p_N = R, the mixture
+    output, and ::
+
+        L = mean_b[BCE(σ(y), Y)] + τ mean_b[N + R]
+
+    whose ponder term has a gradient only through R. None when torch is not installed (it
+    is no dependency of the package).
+
+    Parameters
+    ----------
+    params : dict[str, np.ndarray]
+        :class:`loopy_edu.halting.ACTCell`'s parameters.
+    X : np.ndarray, shape (B, n_in)
+    Y : np.ndarray, shape (B, n_out), values in {0, 1}
+    max_steps : int
+    epsilon : float
+    tau : float
+
+    Returns
+    -------
+    (float, np.ndarray of shape (B,)) or None
+        The loss and each example's ponder cost N + R.
+    """
+    torch = _torch()
+    if torch is None:
+        return None
+    tp = {k: torch.from_numpy(v) for k, v in params.items()}
+    loss, ponder = _torch_act(torch, tp, torch.from_numpy(X), torch.from_numpy(Y), max_steps,
+                              epsilon, tau)
+    return float(loss), ponder.detach().numpy()
+
+
+def _torch_act(torch, p, X, Y, max_steps, epsilon, tau):
+    """The loss tensor and ponder cost (B,) of :func:`act_loss_torch` on tensors ``p``."""
+    B = X.shape[0]
+    drive = X @ p["W_x"][:, :-1].T + p["b_h"]
+    s, y, ponder = torch.zeros_like(drive), 0.0, torch.zeros_like(drive[:, 0])
+    past = torch.zeros_like(ponder)                    # Σ_{m<n} h_m while running
+    running = torch.ones(B, dtype=torch.bool)
+    for n in range(1, max_steps + 1):
+        z = drive + s @ p["W_h"].T
+        s = torch.tanh(z + p["W_x"][:, -1] if n == 1 else z)
+        h = torch.sigmoid(s @ p["w_halt"] + p["b_halt"])
+        # N is piecewise constant: the rule reads h without its gradient.
+        halt = running & (((past + h).detach() >= 1.0 - epsilon) | (n == max_steps))
+        R = 1.0 - past
+        y = y + torch.where(halt, R, torch.where(running, h, 0.0))[:, None] \
+            * (s @ p["W_y"].T + p["b_y"])
+        ponder = ponder + torch.where(halt, n + R, 0.0)
+        past = torch.where(running & ~halt, past + h, past)
+        running = running & ~halt
+        if not running.any():
+            break
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(y, Y, reduction="sum") / B
+    return bce + tau * ponder.mean(), ponder
+
+
+def _torch_act_step(torch, params, X, Y, max_steps, epsilon, tau, lr):
+    """One ACT training step in PyTorch: loss, backward, Adam."""
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
+    opt = torch.optim.Adam(tp.values(), lr=lr)
+
+    def step():
+        opt.zero_grad()
+        _torch_act(torch, tp, tX, tY, max_steps, epsilon, tau)[0].backward()
+        opt.step()
+    return step
+
+
+def _halting_step(model, X, Y, lr):
+    """One training step of a halting.py cell on its backend: loss_and_grads and Adam."""
+    from .optim import Adam
+    opt = Adam(lr, backend=model.backend)
+
+    def step():
+        opt.step(model.params, model.loss_and_grads(X, Y)[1])
+    return step
+
+
+def bench_halting(seconds: float = 1.0, dtype: DTypeLike = np.float64, batch: int = 128,
+                  n_hidden: int = 128, max_steps: int = 10, n_bits: int = 16,
+                  halt_biases: tuple[float, ...] = (1.0, -3.0),
+                  loops: tuple[int, ...] = (1, 2, 4, 8), lr: float = 1e-9,
+                  gpu: bool | None = None, **_: object) -> str:
+    """Part V: the ACT training step on parity (loss_and_grads and an Adam step) per backend,
+    beside the same step in PyTorch (:func:`act_loss_torch`, its loss checked against ours on
+    the same weights), at each initial halting bias (1: few steps, as early in training; −3:
+    near ``max_steps``); PonderCell and LoopedCell (4 loops) steps; and the looped cell's cost
+    per example per loop. Every row's columns are timed side by side, one thread; CUDA columns
+    on a real GPU.
+
+    Parameters
+    ----------
+    seconds : float
+        Time spent measuring each row (in turns, the best of 5 rounds).
+    dtype : dtype
+    batch, n_hidden, max_steps, n_bits : int
+        B, H, the cap M and the parity vectors' length.
+    halt_biases : tuple of float
+        The initial halting biases of the ACT rows.
+    loops : tuple of int
+        The loops of the cost-per-loop table.
+    lr : float
+        Adam's rate: tiny, so that the weights, and with them the steps each example
+        ponders, stay where they started while the step is timed.
+    gpu : bool or None
+        Whether to add the CUDA columns; None adds them where a real GPU is present.
+    **_
+        Ignored.
+
+    Returns
+    -------
+    str
+        Titled tables and the goal's verdict, separated by blank lines.
+    """
+    from .halting import ACTCell, LoopedCell, PonderCell
+    from .tasks import parity_vectors
+    torch = _torch()
+    gpu = bool(_gpu_backends()) if gpu is None else gpu
+    backends = ["numpy", "numba"] + (["cuda"] if gpu else [])
+    name = np.dtype(dtype).name
+    X, Y, _ = parity_vectors(batch, n_bits, seed=0, dtype=dtype)
+    size = (n_bits, n_hidden, 1)
+
+    def timed(make, extra=None):
+        steps = {be: _halting_step(make(be), X, Y, lr) for be in backends}
+        return _best_per_call({**steps, **(extra or {})}, seconds)
+
+    rows, verdicts = [], []
+    for bias in halt_biases:
+        make = lambda be: ACTCell(*size, max_steps, halt_bias=bias, dtype=dtype, backend=be)
+        ref = make("numpy")
+        loss = ref.loss_and_grads(X, Y)[0]
+        args = (max_steps, ref.epsilon, ref.tau)
+        extra, diff = {}, "-"
+        if torch:
+            extra["torch"] = _torch_act_step(torch, ref.params, X, Y, *args, lr)
+            diff = f"{abs(act_loss_torch(ref.params, X, Y, *args)[0] - loss):.1e}"
+        t = timed(make, extra)
+        ratio = {"numpy": t["numpy"] / t["numba"]}
+        if torch:
+            ratio["torch"] = t["torch"] / t["numba"]
+        rows.append([f"{bias:g}", f"{ref.predict(X)[1].mean():.2f}"]
+                    + [f"{1e3 * t[be]:.2f}" for be in backends]
+                    + [f"{1e3 * t['torch']:.2f}" if torch else "not installed",
+                       f"{ratio['numpy']:.2f}x",
+                       f"{ratio['torch']:.2f}x" if torch else "not installed", diff])
+        verdicts.append(f"halt_bias {bias:g}: numba/numpy "
+                        f"{'met' if ratio['numpy'] >= 2 else 'not met'}, numba/torch "
+                        + ("not installed" if not torch else
+                           "met" if ratio["torch"] >= 1 else "not met"))
+    out = [f"ACT training step (loss_and_grads + Adam) on {n_bits}-bit parity, B={batch}, "
+           f"H={n_hidden}, M={max_steps}, {name}, one thread: ms per step\n"
+           + _table(["halt_bias", "mean ponder"] + [f"{be} ms" for be in backends]
+                    + ["torch-cpu ms", "numba/numpy", "numba/torch", "|loss - torch|"], rows)
+           + "\nGoal (numba >= 2x numpy and >= 1x torch): " + "; ".join(verdicts)]
+    rows = []
+    for label, make in (("PonderCell",
+                         lambda be: PonderCell(*size, max_steps, dtype=dtype, backend=be)),
+                        ("LoopedCell",
+                         lambda be: LoopedCell(*size, 4, dtype=dtype, backend=be))):
+        t = timed(make)
+        rows.append([label] + [f"{1e3 * t[be]:.2f}" for be in backends]
+                    + [f"{t['numpy'] / t['numba']:.2f}x"])
+    out.append(f"PonderCell ({max_steps} steps) and LoopedCell (4 loops) training steps, same "
+               "batch: ms per step\n"
+               + _table(["model"] + [f"{be} ms" for be in backends] + ["numba/numpy"], rows))
+    rows = []
+    for n in loops:
+        t = timed(lambda be: LoopedCell(*size, n, dtype=dtype, backend=be))
+        rows.append([n] + [f"{1e6 * t[be] / (batch * n):.3f}" for be in backends])
+    out.append("LoopedCell training step per example per loop: us (flat when the cost is "
+               "proportional to the loops used)\n"
+               + _table(["loops"] + [f"{be} us" for be in backends], rows))
+    if not gpu:
+        out.append("CUDA columns skipped: no CUDA GPU here (none, or only Numba's simulator)")
+    return "\n\n".join(out)
+
+
 BENCHES = {"mlp": bench_mlp, "memory": bench_memory, "rnn": bench_rnn, "local": bench_local,
-           "loopy": bench_loopy, "sweep": bench_sweep}
+           "loopy": bench_loopy, "sweep": bench_sweep, "halting": bench_halting}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The command line: ``python -m loopy_edu.bench {mlp,memory,rnn,local,loopy,sweep,all}``.
+    """The command line: ``python -m loopy_edu.bench NAME``, NAME one of mlp, memory, rnn,
+    local, loopy, sweep, halting or all.
 
     Parameters
     ----------

@@ -52,7 +52,7 @@ unit: $(STAMP)
 # code was compiled without the checks): an out-of-range index raises instead of corrupting memory.
 BOUNDSCHECK_TESTS := $(addprefix tests/test_,mlp rnn rtrl rflo lstm linear perceptron synapses \
                      optim contract feedback_alignment loopy loopy_rflo plasticity sorn \
-                     online_readout bench)
+                     online_readout bench halting sln)
 boundscheck: $(STAMP)
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/.numba_boundscheck \
 		$(BIN)/python -m pytest -q -p no:cacheprovider $(addsuffix .py,$(BOUNDSCHECK_TESTS))

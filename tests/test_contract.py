@@ -22,6 +22,7 @@ from loopy_edu.lstm import LSTM
 from loopy_edu.mlp import MLP
 from loopy_edu.perceptron import Perceptron
 from loopy_edu.rnn import RNN
+from loopy_edu.sln import TallSLN
 from loopy_edu.synapses import SynapseChain
 
 
@@ -163,6 +164,18 @@ SPECS = {
         run=lambda m, d: {"probs": m.predict(d[0])[0], **m.loss_and_grads(*d)[1]},
         bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
                                 (lambda: m.loss_and_grads(d[0], d[1] - 1), r"Y: expected targets")],
+    ),
+    "TallSLN": Spec(
+        make=lambda seed=0, dtype=np.float64, backend="numba": TallSLN(
+            3, 4, 2, max_loops=4, stop="halt", tau=0.01, halt_bias=-1.0, seed=seed, dtype=dtype,
+            backend=backend),
+        data=lambda m, rng: _ponder_data(_perturbed(m, rng), rng),
+        grads=lambda m, d: m.loss_and_grads(*d),
+        output=lambda m, d: m.predict(d[0])[0],
+        run=lambda m, d: {"probs": m.predict(d[0])[0], "loops": m.predict(d[0])[1],
+                          **m.loss_and_grads(*d)[1]},
+        bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
+                                (lambda: m.loss_and_grads(d[0], d[1] + 2), r"Y: expected targets")],
     ),
     "SynapseChain": Spec(
         make=lambda seed=0, dtype=np.float64, backend="numba": SynapseChain(3, (2, 3), dtype=dtype,

@@ -84,17 +84,22 @@ def test_the_gradient_through_the_whole_dialogue_equals_finite_differences(stop,
 
 @pytest.mark.parametrize("stop, kwargs", [("fixed", {}), ("agree", dict(tol=0.3)),
                                           ("halt", dict(tau=0.05, halt_bias=-1.0))])
-def test_the_numba_kernel_equals_the_numpy_reference(stop, kwargs):
-    ref, fast = _model(stop, **kwargs), _model(stop, backend="numba", **kwargs)
-    X, Y = _data(B=20)
+@pytest.mark.parametrize("backend", ["numba", "cuda"])
+def test_the_kernels_equal_the_numpy_reference(stop, kwargs, backend):
+    ref, fast = _model(stop, **kwargs), _model(stop, backend=backend, **kwargs)
+    X, Y = _data(B=20 if backend == "numba" else 6)
     loss, grads = ref.loss_and_grads(X, Y)
     loss2, grads2 = fast.loss_and_grads(X, Y)
     assert abs(loss - loss2) <= 1e-12 and list(grads) == list(grads2)
     for k in grads:
         np.testing.assert_allclose(grads2[k], grads[k], rtol=0, atol=1e-12, err_msg=k)
+    for a, b in zip(ref.predict(X), fast.predict(X)):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)
     c, c2 = ref.forward(X), fast.forward(X)
     for k in c:
         np.testing.assert_allclose(c2[k], c[k], rtol=0, atol=1e-12, err_msg=k)
+    if stop == "agree":
+        assert len(set(c["N"])) > 1
 
 
 @settings(max_examples=25, deadline=None)
@@ -124,7 +129,7 @@ def test_bad_input_is_refused_with_its_name():
              (lambda: TallSLN(3, 4, 1, tol=1.0), "tol: expected"),
              (lambda: TallSLN(3, 4, 1, tau=-1.0), "tau: expected"),
              (lambda: TallSLN(3, 4, 1, max_loops=0), "max_loops: expected a positive"),
-             (lambda: TallSLN(3, 4, 1, backend="cuda"), "backend: expected one of"),
+             (lambda: TallSLN(3, 4, 1, backend="gpu"), "backend: expected one of"),
              (lambda: m.predict(np.zeros((2, 4))), r"X: expected shape"),
              (lambda: m.predict(np.full((2, 3), np.nan)), "X: expected finite values"),
              (lambda: m.loss_and_grads(X, np.full((2, 1), 0.5)), r"Y: expected targets"),

@@ -32,6 +32,7 @@ MODELS = {
     "ACTCell": "loopy_edu.halting",
     "PonderCell": "loopy_edu.halting",
     "LoopedCell": "loopy_edu.halting",
+    "TallSLN": "loopy_edu.sln",
 }
 
 

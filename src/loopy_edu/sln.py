@@ -168,7 +168,8 @@ class TallSLN(Model):
     seed : int or None
     dtype : dtype-like
     backend : str
-        ``"numpy"`` or ``"numba"`` (a CUDA kernel is still to come).
+        ``"numpy"``, ``"numba"`` or ``"cuda"`` (on CUDA, :meth:`forward`, which returns every
+        intermediate array, runs the Numba kernel).
 
     Raises
     ------
@@ -192,7 +193,7 @@ class TallSLN(Model):
         self.left_weight = check_number(left_weight, "left_weight", 0.0)
         self.halt_bias = check_number(halt_bias, "halt_bias")
         self.dtype = check_dtype(dtype)
-        self.backend = check_choice(check_backend(backend), "backend", ("numpy", "numba"))
+        self.backend = check_backend(backend)
         self.seed = seed
         rng = np.random.default_rng(seed)
         self.params = {k: (init_weight(*shape, "glorot", rng, self.dtype) if len(shape) == 2
@@ -278,6 +279,13 @@ class TallSLN(Model):
         loops : np.ndarray, shape (B,)
             N, or N + R with ``stop="halt"``.
         """
+        if self.backend == "cuda":
+            X = self._X(X)
+            loops = self.max_loops if max_loops is None else check_positive(
+                max_loops, "max_loops", integer=True)
+            return kernels("sln", "cuda").tall_predict(*self._weights(), X, loops,
+                                                       STOPS.index(self.stop), self.tol,
+                                                       self.epsilon)
         c = self.forward(X, max_loops)
         return sigmoid(c["yR"]), (c["N"] + c["R"]).astype(self.dtype)
 
@@ -300,8 +308,8 @@ class TallSLN(Model):
         Y = check_array(Y, "Y", shape=(len(X), self.n_out), dtype=self.dtype)
         if not np.isin(Y, (0.0, 1.0)).all():
             raise ValueError("Y: expected targets in {0, 1}")
-        if self.backend == "numba":
-            loss, *grads = kernels("sln", "numba").tall_loss_and_grads(
+        if self.backend != "numpy":
+            loss, *grads = kernels("sln", self.backend).tall_loss_and_grads(
                 *self._weights(), X, Y, self.max_loops, STOPS.index(self.stop), self.tol,
                 self.epsilon, self.tau, self.left_weight)
             return float(loss), dict(zip(self.shapes(), grads))

@@ -4,32 +4,20 @@ One block per example runs its ponder steps (the threads split the H units), the
 through the steps it used, keeping every step's states and ∂L/∂z in device memory. The halting
 rule and the loss of one example are a few dozen scalars, done by the block's thread 0. The
 weight gradients are then sums over examples and steps, one thread per weight
-(:func:`_outer_sum`), in a fixed order, with no atomics.
+(:func:`loopy_edu.kernels.cuda_reduce.outer_sum`), in a fixed order, with no atomics.
 """
 import math
 
 import numpy as np
 from numba import cuda, float64
 
-from .cuda_reduce import block_sum
-from .launch import BLOCK_1D, grid_2d
+from .cuda_reduce import block_dot, cell_back, outer_sum
+from .launch import BLOCK_1D
 from .scalar_cuda import act, softplus
 from ..activations import CODES
 
 SIGMOID, TANH = CODES["sigmoid"], CODES["tanh"]
 ACT, PONDER, FIXED = 0, 1, 2
-
-
-@cuda.jit(device=True)
-def _dot(part, w, S, b, n, t, T):
-    # w · S[b, n] over the block (every thread must call it).
-    acc = 0.0
-    for i in range(t, S.shape[2], T):
-        acc += w[i] * S[b, n, i]
-    part[t] = acc
-    total = block_sum(part, t, T)
-    cuda.syncthreads()              # part is reused: nobody writes it before all have read
-    return total
 
 
 @cuda.jit(device=True)
@@ -44,11 +32,11 @@ def _step(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, S, A, Ys, part, b, n, t, T
             z += W_h[i, j] * S[b, n - 1, j]
         S[b, n, i] = act(z, TANH)
     cuda.syncthreads()
-    a = _dot(part, w_halt, S, b, n, t, T) + b_halt[0]
+    a = block_dot(part, w_halt, S, b, n, t, T) + b_halt[0]
     if t == 0:
         A[b, n - 1] = a
     for o in range(W_y.shape[0]):
-        y = _dot(part, W_y[o], S, b, n, t, T) + b_y[o]
+        y = block_dot(part, W_y[o], S, b, n, t, T) + b_y[o]
         if t == 0:
             Ys[b, n - 1, o] = y
 
@@ -166,38 +154,8 @@ def _examples(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, mode, max_steps, ep
     cuda.syncthreads()
     if not grads:
         return
-    H = W_h.shape[0]
     for n in range(used - 1, -1, -1):           # BPTT, as halting.cell_backward
-        for i in range(t, H, T):
-            ds = dA[b, n, 0] * w_halt[i]
-            for o in range(W_y.shape[0]):
-                ds += dYs[b, n, o] * W_y[o, i]
-            if n + 1 < used:
-                for j in range(H):
-                    ds += dZ[b, n + 1, j] * W_h[j, i]
-            s = S[b, n + 1, i]
-            dZ[b, n, i] = ds * (1.0 - s * s)
-        cuda.syncthreads()
-
-
-@cuda.jit
-def _outer_sum(L, Rt, N, rstep, shift, cap, out):
-    # out[i, j] = Σ_b Σ_{n < min(N_b, cap)} L[b, n, i] Rt[b, n·rstep + shift, j]: every weight
-    # gradient of the cell is one of these (rstep = 0 holds Rt's row fixed over the steps).
-    i, j = cuda.grid(2)
-    if i < out.shape[0] and j < out.shape[1]:
-        acc = 0.0
-        for b in range(L.shape[0]):
-            for n in range(min(N[b], cap)):
-                acc += L[b, n, i] * Rt[b, n * rstep + shift, j]
-        out[i, j] = acc
-
-
-def _sum(L, Rt, N, rstep, shift, cap, rows, cols, dtype):
-    out = cuda.device_array((rows, cols), dtype=dtype)
-    blocks, threads = grid_2d(rows, cols)
-    _outer_sum[blocks, threads](L, Rt, N, rstep, shift, cap, out)
-    return out.copy_to_host()
+        cell_back(W_y, W_h, w_halt, 0, S, dZ, dYs, dA, b, n, used, t, T)
 
 
 def _run(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, mode, max_steps, epsilon, tau, beta,
@@ -228,15 +186,15 @@ def _run(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, mode, max_steps, epsilon
     ones = cuda.to_device(np.ones((B, 1, 1), dtype=dt))
     X3 = cuda.to_device(np.ascontiguousarray(X[:, None, :]))
     gW_x = np.empty_like(W_x)
-    gW_x[:, :n_in] = _sum(dZ, X3, N, 0, 0, max_steps, H, n_in, dt)
-    gW_x[:, n_in] = _sum(dZ, ones, N, 0, 0, 1, H, 1, dt)[:, 0]
+    gW_x[:, :n_in] = outer_sum(dZ, X3, N, 0, 0, max_steps, H, n_in, dt)
+    gW_x[:, n_in] = outer_sum(dZ, ones, N, 0, 0, 1, H, 1, dt)[:, 0]
     grads = (gW_x,
-             _sum(dZ, S, N, 1, 0, max_steps, H, H, dt),
-             _sum(dZ, ones, N, 0, 0, max_steps, H, 1, dt)[:, 0],
-             _sum(dA, S, N, 1, 1, max_steps, 1, H, dt)[0],
-             _sum(dA, ones, N, 0, 0, max_steps, 1, 1, dt)[0],
-             _sum(dYs, S, N, 1, 1, max_steps, n_out, H, dt),
-             _sum(dYs, ones, N, 0, 0, max_steps, n_out, 1, dt)[:, 0])
+             outer_sum(dZ, S, N, 1, 0, max_steps, H, H, dt),
+             outer_sum(dZ, ones, N, 0, 0, max_steps, H, 1, dt)[:, 0],
+             outer_sum(dA, S, N, 1, 1, max_steps, 1, H, dt)[0],
+             outer_sum(dA, ones, N, 0, 0, max_steps, 1, 1, dt)[0],
+             outer_sum(dYs, S, N, 1, 1, max_steps, n_out, H, dt),
+             outer_sum(dYs, ones, N, 0, 0, max_steps, n_out, 1, dt)[:, 0])
     return (loss.copy_to_host().sum() / B,) + grads
 
 

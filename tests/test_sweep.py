@@ -198,7 +198,7 @@ def test_ctrl_c_leaves_no_results_file_and_no_process(tmp_path):
     """A real SIGINT to the command line, mid-sweep on its own LocalCluster."""
     out = tmp_path / "toy.json"
     proc = subprocess.Popen([sys.executable, "-m", "loopy_edu.sweep", "--module", "sweep_toys",
-                             "run", "toy", "--seeds", "0-39", "--set", "sleep=0.5",
+                             "run", "toy", "--seeds", "0-39", "--set", "sleep=2.0",
                              "--workers", "2", "--out", out, "--no-progress"],
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60          # wait until its workers exist and are busy
@@ -206,6 +206,7 @@ def test_ctrl_c_leaves_no_results_file_and_no_process(tmp_path):
            and time.monotonic() < deadline):
         time.sleep(0.1)
     time.sleep(3)
+    assert proc.poll() is None, "the sweep ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

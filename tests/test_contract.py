@@ -66,6 +66,12 @@ def _ponder_data(model, rng):
         rng.integers(0, 2, size=(6, model.n_out)).astype(float)
 
 
+def _pondered(model, d):
+    """A pondering model's answers, the computation it used, and its gradient."""
+    probs, ponder = model.predict(d[0])
+    return {"probs": probs, "ponder": ponder, **model.loss_and_grads(*d)[1]}
+
+
 def _X(model, rng, n=6):
     return rng.standard_normal((n, model.n_in if hasattr(model, "n_in") else model.sizes[0]))
 
@@ -138,8 +144,7 @@ SPECS = {
         data=lambda m, rng: _ponder_data(_perturbed(m, rng), rng),
         grads=lambda m, d: m.loss_and_grads(*d),
         output=lambda m, d: m.predict(d[0])[0],
-        run=lambda m, d: {"probs": m.predict(d[0])[0], "ponder": m.predict(d[0])[1],
-                          **m.loss_and_grads(*d)[1]},
+        run=_pondered,
         bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
                                 (lambda: m.loss_and_grads(d[0], d[1] + 2), r"Y: expected targets"),
                                 (lambda: m.predict(d[0], max_steps=0), r"max_steps: expected")],
@@ -150,8 +155,7 @@ SPECS = {
         data=lambda m, rng: _ponder_data(_perturbed(m, rng), rng),
         grads=lambda m, d: m.loss_and_grads(*d),
         output=lambda m, d: m.predict(d[0])[0],
-        run=lambda m, d: {"probs": m.predict(d[0])[0], "ponder": m.predict(d[0])[1],
-                          **m.loss_and_grads(*d)[1]},
+        run=_pondered,
         bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
                                 (lambda: m.loss_and_grads(d[0], d[1][:, :1]), r"Y: expected shape")],
     ),
@@ -161,7 +165,7 @@ SPECS = {
         data=lambda m, rng: _ponder_data(_perturbed(m, rng), rng),
         grads=lambda m, d: m.loss_and_grads(*d),
         output=lambda m, d: m.predict(d[0])[0],
-        run=lambda m, d: {"probs": m.predict(d[0])[0], **m.loss_and_grads(*d)[1]},
+        run=_pondered,
         bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
                                 (lambda: m.loss_and_grads(d[0], d[1] - 1), r"Y: expected targets")],
     ),
@@ -172,8 +176,7 @@ SPECS = {
         data=lambda m, rng: _ponder_data(_perturbed(m, rng), rng),
         grads=lambda m, d: m.loss_and_grads(*d),
         output=lambda m, d: m.predict(d[0])[0],
-        run=lambda m, d: {"probs": m.predict(d[0])[0], "loops": m.predict(d[0])[1],
-                          **m.loss_and_grads(*d)[1]},
+        run=_pondered,
         bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
                                 (lambda: m.loss_and_grads(d[0], d[1] + 2), r"Y: expected targets")],
     ),

@@ -171,7 +171,7 @@ SPECS = {
     ),
     "TallSLN": Spec(
         make=lambda seed=0, dtype=np.float64, backend="numba": TallSLN(
-            3, 4, 2, max_loops=4, stop="halt", tau=0.01, halt_bias=-1.0, seed=seed, dtype=dtype,
+            3, 3, 2, max_loops=3, stop="halt", tau=0.01, halt_bias=-1.0, seed=seed, dtype=dtype,
             backend=backend),
         data=lambda m, rng: _ponder_data(_perturbed(m, rng), rng),
         grads=lambda m, d: m.loss_and_grads(*d),

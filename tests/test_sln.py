@@ -87,7 +87,8 @@ def test_the_gradient_through_the_whole_dialogue_equals_finite_differences(stop,
 @pytest.mark.parametrize("backend", ["numba", "cuda"])
 def test_the_kernels_equal_the_numpy_reference(stop, kwargs, backend):
     ref, fast = _model(stop, **kwargs), _model(stop, backend=backend, **kwargs)
-    X, Y = _data(B=20 if backend == "numba" else 6)
+    # The simulator runs every CUDA thread in Python: fewer examples, but enough to disagree.
+    X, Y = _data(B=20 if backend == "numba" else 6 if stop == "agree" else 3)
     loss, grads = ref.loss_and_grads(X, Y)
     loss2, grads2 = fast.loss_and_grads(X, Y)
     assert abs(loss - loss2) <= 1e-12 and list(grads) == list(grads2)

@@ -11,7 +11,7 @@ also reads the other's last output. At loop n, ::
 
 with q = σ(y) the lobes' answers (q^R_0 = 0): the left speaks first, the right answers it.
 Three stop rules end the dialogue: ``"fixed"`` (N loops), ``"agree"`` (the first loop where
-every |q^L_n − q^R_n| ≤ ``tol``), and ``"halt"`` (ACT's halting on a head that reads both
+every ``abs(q^L_n − q^R_n) ≤ tol``), and ``"halt"`` (ACT's halting on a head that reads both
 lobes, with ponder cost τ). Arrays of loops are (N, B, ...): loop first, then example.
 """
 from __future__ import annotations
@@ -155,7 +155,7 @@ class TallSLN(Model):
     stop : str
         ``"fixed"``, ``"agree"`` or ``"halt"``.
     tol : float
-        ``"agree"``: the largest |q^L − q^R| that counts as agreement, in (0, 1).
+        ``"agree"``: the largest ``abs(q^L − q^R)`` that counts as agreement, in (0, 1).
     tau : float
         ``"halt"``: the ponder cost τ ≥ 0.
     epsilon : float

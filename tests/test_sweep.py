@@ -200,7 +200,10 @@ def test_ctrl_c_leaves_no_results_file_and_no_process(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "loopy_edu.sweep", "--module", "sweep_toys",
                              "run", "toy", "--seeds", "0-39", "--set", "sleep=2.0",
                              "--workers", "2", "--out", out, "--no-progress"],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # A suite started in the background (cmd &) inherits SIGINT
+                            # ignored; the command must see it as a terminal would send it.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60          # wait until its workers exist and are busy
     while (len(psutil.Process(proc.pid).children(recursive=True)) < 2
            and time.monotonic() < deadline):

@@ -135,6 +135,38 @@ def check_labels(y: ArrayLike, name: str, n_classes: int,
     return arr.astype(np.int64, copy=False)
 
 
+def check_binary(y: ArrayLike, name: str, shape: tuple[int, ...],
+                 dtype: DTypeLike) -> np.ndarray:
+    """Check binary targets: a finite array of ``shape`` whose values are all 0 or 1.
+
+    Parameters
+    ----------
+    y : array_like
+        The targets.
+    name : str
+        The argument's name, used in error messages.
+    shape : tuple of int
+        The required shape.
+    dtype : dtype-like
+        The dtype to convert to.
+
+    Returns
+    -------
+    np.ndarray
+        ``y`` as an array of ``dtype``.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` has another shape, holds NaN or Inf, or a value other than 0 and 1.
+    """
+    arr = check_array(y, name, shape=shape, dtype=dtype)
+    if not np.isin(arr, (0.0, 1.0)).all():
+        raise ValueError(f"{name}: expected targets in {{0, 1}}, got values such as "
+                         f"{arr[~np.isin(arr, (0.0, 1.0))][0]!r}")
+    return arr
+
+
 def check_params(params: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]],
                  dtype: DTypeLike) -> list[np.ndarray]:
     """Check that ``params`` holds, for each ``name: shape`` of ``shapes``, a finite array of

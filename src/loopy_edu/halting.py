@@ -21,7 +21,8 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from .activations import sigmoid
 from .backend import DEFAULT, check_backend, kernels
-from .checks import (check_array, check_dtype, check_number, check_params, check_positive)
+from .checks import (check_array, check_binary, check_dtype, check_number, check_params,
+                     check_positive)
 from .mlp import init_weight
 from .model import Model
 
@@ -279,11 +280,7 @@ class _Pondering(Model):
 
     def _XY(self, X, Y):
         X = self._X(X)
-        Y = check_array(Y, "Y", shape=(len(X), self.n_out), dtype=self.dtype)
-        if not np.isin(Y, (0.0, 1.0)).all():
-            raise ValueError(f"Y: expected targets in {{0, 1}}, got values such as "
-                             f"{Y[~np.isin(Y, (0.0, 1.0))][0]!r}")
-        return X, Y
+        return X, check_binary(Y, "Y", (len(X), self.n_out), self.dtype)
 
     def predict(self, X: ArrayLike, max_steps: int | None = None,
                 backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:

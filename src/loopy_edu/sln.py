@@ -23,8 +23,8 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from .activations import sigmoid
 from .backend import check_backend, kernels
-from .checks import (check_array, check_choice, check_dtype, check_number, check_params,
-                     check_positive)
+from .checks import (check_array, check_binary, check_choice, check_dtype, check_number,
+                     check_params, check_positive)
 from .halting import act_halting, bce
 from .mlp import init_weight
 from .model import Model
@@ -234,9 +234,12 @@ class TallSLN(Model):
             weights += [np.zeros(2 * self.n_hidden, self.dtype), np.zeros(1, self.dtype)]
         return weights
 
-    def _X(self, X):
-        self._weights()
-        return check_array(X, "X", shape=(None, self.n_in), dtype=self.dtype)
+    def _inputs(self, X, max_loops=None):
+        # The checked weights (the kernels' argument list), X, and the loop cap.
+        loops = self.max_loops if max_loops is None else check_positive(
+            max_loops, "max_loops", integer=True)
+        weights = self._weights()
+        return weights, check_array(X, "X", shape=(None, self.n_in), dtype=self.dtype), loops
 
     def forward(self, X: ArrayLike, max_loops: int | None = None) -> dict[str, Any]:
         """The whole dialogue on X (B, n_in): everything :func:`tall_forward` returns.
@@ -252,12 +255,10 @@ class TallSLN(Model):
         dict
             States, answers, output logits per loop, p, N, R, yL and yR.
         """
-        X = self._X(X)
-        loops = self.max_loops if max_loops is None else check_positive(
-            max_loops, "max_loops", integer=True)
+        weights, X, loops = self._inputs(X, max_loops)
         if self.backend == "numpy":
             return tall_forward(self.params, X, loops, self.stop, self.tol, self.epsilon)
-        out = kernels("sln", "numba").tall_forward(*self._weights(), X, loops,
+        out = kernels("sln", "numba").tall_forward(*weights, X, loops,
                                                    STOPS.index(self.stop), self.tol,
                                                    self.epsilon)
         return dict(zip(("SL", "SR", "QL", "QR", "YL", "YR", "A", "p", "N", "R", "yL", "yR"),
@@ -280,10 +281,8 @@ class TallSLN(Model):
             N, or N + R with ``stop="halt"``.
         """
         if self.backend == "cuda":
-            X = self._X(X)
-            loops = self.max_loops if max_loops is None else check_positive(
-                max_loops, "max_loops", integer=True)
-            return kernels("sln", "cuda").tall_predict(*self._weights(), X, loops,
+            weights, X, loops = self._inputs(X, max_loops)
+            return kernels("sln", "cuda").tall_predict(*weights, X, loops,
                                                        STOPS.index(self.stop), self.tol,
                                                        self.epsilon)
         c = self.forward(X, max_loops)
@@ -304,13 +303,11 @@ class TallSLN(Model):
         loss : float
         grads : dict[str, np.ndarray]
         """
-        X = self._X(X)
-        Y = check_array(Y, "Y", shape=(len(X), self.n_out), dtype=self.dtype)
-        if not np.isin(Y, (0.0, 1.0)).all():
-            raise ValueError("Y: expected targets in {0, 1}")
+        weights, X, _ = self._inputs(X)
+        Y = check_binary(Y, "Y", (len(X), self.n_out), self.dtype)
         if self.backend != "numpy":
             loss, *grads = kernels("sln", self.backend).tall_loss_and_grads(
-                *self._weights(), X, Y, self.max_loops, STOPS.index(self.stop), self.tol,
+                *weights, X, Y, self.max_loops, STOPS.index(self.stop), self.tol,
                 self.epsilon, self.tau, self.left_weight)
             return float(loss), dict(zip(self.shapes(), grads))
         c = self.forward(X)

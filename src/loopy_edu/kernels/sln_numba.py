@@ -132,6 +132,23 @@ def _lobe_grads(dZ, dY, S, heard, X):
 
 
 @njit(cache=True)
+def _lobe_back(back, Q, p, g, V, W_h, dz_next, dA, w_half, S, dY, dZ):
+    # One lobe at one loop, back through its answer q = Q (B, n_out): ∂L/∂y into dY from the
+    # mixture's gradient g and from ``back``, what the lobe that heard q sends; then ∂L/∂z
+    # into dZ from dY, its next loop's dz_next and the halting head's half w_half.
+    B, n_out = back.shape
+    for b in range(B):
+        for o in range(n_out):
+            q = Q[b, o]
+            dY[b, o] = p[b] * g[b, o] + back[b, o] * q * (1.0 - q)
+    ds = np.dot(dY, V) + np.dot(dz_next, W_h)
+    for b in range(B):
+        for i in range(ds.shape[1]):
+            s = S[b, i]
+            dZ[b, i] = (ds[b, i] + dA[b] * w_half[i]) * (1.0 - s * s)
+
+
+@njit(cache=True)
 def tall_loss_and_grads(W_xL, W_hL, U_L, b_L, V_L, c_L, W_xR, W_hR, U_R, b_R, V_R, c_R,
                         w_halt, b_halt, X, Y, max_loops, stop, tol, epsilon, tau,
                         left_weight):
@@ -175,26 +192,10 @@ def tall_loss_and_grads(W_xL, W_hL, U_L, b_L, V_L, c_L, W_xR, W_hR, U_R, b_R, V_
         # The right lobe spoke last: its answer q^R_n was heard by the left at loop n + 1.
         nextL = dZL[n + 1] if n + 1 < loops else zero
         nextR = dZR[n + 1] if n + 1 < loops else zero
-        heardR = np.dot(nextL, U_L)
-        for b in range(B):
-            for o in range(n_out):
-                q = QR[n + 1, b, o]
-                dYR[n, b, o] = p[n, b] * gR[b, o] + heardR[b, o] * q * (1.0 - q)
-        dsR = np.dot(dYR[n], V_R) + np.dot(nextR, W_hR)
-        for b in range(B):
-            for i in range(H):
-                s = SR[n + 1, b, i]
-                dZR[n, b, i] = (dsR[b, i] + dA[n, b] * w_halt[H + i]) * (1.0 - s * s)
-        heardL = np.dot(dZR[n], U_R)
-        for b in range(B):
-            for o in range(n_out):
-                q = QL[n + 1, b, o]
-                dYL[n, b, o] = p[n, b] * gL[b, o] + heardL[b, o] * q * (1.0 - q)
-        dsL = np.dot(dYL[n], V_L) + np.dot(nextL, W_hL)
-        for b in range(B):
-            for i in range(H):
-                s = SL[n + 1, b, i]
-                dZL[n, b, i] = (dsL[b, i] + dA[n, b] * w_halt[i]) * (1.0 - s * s)
+        _lobe_back(np.dot(nextL, U_L), QR[n + 1], p[n], gR, V_R, W_hR, nextR, dA[n],
+                   w_halt[H:], SR[n + 1], dYR[n], dZR[n])
+        _lobe_back(np.dot(dZR[n], U_R), QL[n + 1], p[n], gL, V_L, W_hL, nextL, dA[n],
+                   w_halt[:H], SL[n + 1], dYL[n], dZL[n])
     left = _lobe_grads(dZL, dYL, SL, QR[:-1], X)
     right = _lobe_grads(dZR, dYR, SR, QL[1:], X)
     gw_halt = np.zeros(2 * H, X.dtype)

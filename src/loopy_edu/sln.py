@@ -11,8 +11,10 @@ also reads the other's last output. At loop n, ::
 
 with q = σ(y) the lobes' answers (q^R_0 = 0): the left speaks first, the right answers it.
 Three stop rules end the dialogue: ``"fixed"`` (N loops), ``"agree"`` (the first loop where
-every ``abs(q^L_n − q^R_n) ≤ tol``), and ``"halt"`` (ACT's halting on a head that reads both
-lobes, with ponder cost τ). Arrays of loops are (N, B, ...): loop first, then example.
+both lobes give the same answer a = [q^R_n > 1/2] to every output, each within ``tol`` of it),
+and ``"halt"`` (ACT's halting on a head that reads both lobes, with ponder cost τ). Agreement
+asks for confidence as well as equality: two untrained lobes both answer about 1/2, and would
+otherwise agree at the first loop. Arrays of loops are (N, B, ...): loop first, then example.
 """
 from __future__ import annotations
 
@@ -67,7 +69,9 @@ def tall_forward(params: dict[str, np.ndarray], X: np.ndarray,  # X (B, n_in)
             A.append(np.zeros(B, X.dtype))
             done = np.full(B, n == max_loops)
             if stop == "agree":
-                done |= (np.abs(QL[-1] - QR[-1]) <= tol).all(axis=1)
+                answer = (QR[-1] > 0.5).astype(X.dtype)
+                done |= ((np.abs(QL[-1] - answer) <= tol)
+                         & (np.abs(QR[-1] - answer) <= tol)).all(axis=1)
             N = np.where((N == 0) & done, n, N)
         if (N > 0).all():
             break
@@ -155,7 +159,7 @@ class TallSLN(Model):
     stop : str
         ``"fixed"``, ``"agree"`` or ``"halt"``.
     tol : float
-        ``"agree"``: the largest ``abs(q^L − q^R)`` that counts as agreement, in (0, 1).
+        ``"agree"``: how far each lobe may be from the shared answer (0 or 1), in (0, 1/2).
     tau : float
         ``"halt"``: the ponder cost τ ≥ 0.
     epsilon : float
@@ -187,7 +191,7 @@ class TallSLN(Model):
         self.n_out = int(check_positive(n_out, "n_out", integer=True))
         self.max_loops = int(check_positive(max_loops, "max_loops", integer=True))
         self.stop = check_choice(stop, "stop", STOPS)
-        self.tol = check_number(tol, "tol", 0.0, 1.0, low_open=True, high_open=True)
+        self.tol = check_number(tol, "tol", 0.0, 0.5, low_open=True, high_open=True)
         self.tau = check_number(tau, "tau", 0.0)
         self.epsilon = check_number(epsilon, "epsilon", 0.0, 1.0, high_open=True)
         self.left_weight = check_number(left_weight, "left_weight", 0.0)

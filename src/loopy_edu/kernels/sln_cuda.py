@@ -77,7 +77,8 @@ def _dialogues(W_xL, W_hL, U_L, b_L, V_L, c_L, W_xR, W_hR, U_R, b_R, V_R, c_R, w
             if stop == AGREE:
                 gap = 0.0
                 for o in range(n_out):
-                    gap = max(gap, abs(QL[b, n, o] - QR[b, n, o]))
+                    ans = 1.0 if QR[b, n, o] > 0.5 else 0.0
+                    gap = max(gap, abs(QL[b, n, o] - ans), abs(QR[b, n, o] - ans))
                 done = done or gap <= tol
             elif stop == HALT:
                 h = act(A[b, n - 1], SIGMOID)

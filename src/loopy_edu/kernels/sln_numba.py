@@ -82,7 +82,8 @@ def tall_forward(W_xL, W_hL, U_L, b_L, V_L, c_L, W_xR, W_hR, U_R, b_R, V_R, c_R,
             if stop == AGREE:
                 gap = 0.0
                 for o in range(n_out):
-                    gap = max(gap, abs(QL[n, b, o] - QR[n, b, o]))
+                    ans = 1.0 if QR[n, b, o] > 0.5 else 0.0
+                    gap = max(gap, abs(QL[n, b, o] - ans), abs(QR[n, b, o] - ans))
                 done = done or gap <= tol
             elif stop == HALT:
                 h = act(A[n - 1, b], SIGMOID)

@@ -23,6 +23,7 @@ from loopy_edu.mlp import MLP
 from loopy_edu.perceptron import Perceptron
 from loopy_edu.rnn import RNN
 from loopy_edu.sln import TallSLN
+from loopy_edu.sln_lateral import LateralSLN
 from loopy_edu.synapses import SynapseChain
 
 
@@ -178,6 +179,18 @@ SPECS = {
         output=lambda m, d: m.predict(d[0])[0],
         run=_pondered,
         bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
+                                (lambda: m.loss_and_grads(d[0], d[1] + 2), r"Y: expected targets")],
+    ),
+    "LateralSLN": Spec(
+        make=lambda seed=0, dtype=np.float64, backend="numba": LateralSLN(
+            3, 3, 2, n_critic=2, max_loops=3, theta=0.6, seed=seed, dtype=dtype, backend=backend),
+        data=lambda m, rng: _ponder_data(_perturbed(m, rng), rng),
+        grads=lambda m, d: m.loss_and_grads(*d),
+        output=lambda m, d: m.predict(d[0])[0],
+        run=lambda m, d: dict(zip(("probs", "loops", "scores"), m.predict(d[0])),
+                              **m.loss_and_grads(*d)[1]),
+        bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
+                                (lambda: m.predict(d[0], theta=1.0), r"theta: expected"),
                                 (lambda: m.loss_and_grads(d[0], d[1] + 2), r"Y: expected targets")],
     ),
     "SynapseChain": Spec(

@@ -33,6 +33,7 @@ MODELS = {
     "PonderCell": "loopy_edu.halting",
     "LoopedCell": "loopy_edu.halting",
     "TallSLN": "loopy_edu.sln",
+    "LateralSLN": "loopy_edu.sln_lateral",
 }
 
 

@@ -269,3 +269,25 @@ def test_parity_ponder_runs_the_tall_sln_with_each_stop_rule():
     # Two lobes of 88 units hold 19,010 weights, within Graves's 19,075.
     assert PARITY(0, method="tall", stop="fixed", hidden=88, steps=1, batch=4, eval_every=1,
                   test=2)["n_params"] == 19_010
+
+
+def test_parity_lateral_reads_the_stop_the_cap_and_the_calibration_from_one_run():
+    out = sweep.get("parity_lateral").fn(0, n_bits=6, hidden=16, critic=16, max_loops=4,
+                                         steps=600, batch=64, lr=1e-2, eval_every=300,
+                                         test=200)
+    # Actor and critic alike: W_x (16, 7), W_h (16, 16), three vectors of 16 and one bias.
+    assert out["n_params"] == 2 * (16 * 7 + 16 * 16 + 3 * 16 + 1)
+    assert out["error_k"].shape == out["loops_k"].shape == (6,)
+    assert np.isclose(out["mean_error"], out["error_k"].mean())
+    assert np.isclose(out["error_fixed"], out["error_by_loop"][-1])
+    assert np.isclose(out["error_fixed"], out["error_fixed_k"].mean())
+    assert ((1 <= out["loops_k"]) & (out["loops_k"] <= 4)).all()
+    assert np.isclose(out["loop_fraction"], out["loops"] / 4)
+    assert out["calib_count"].sum() == 6 * 4 * 200                # every loop of every vector
+    counted = out["calib_count"] > 0
+    lows = np.arange(10)[counted] / 10
+    mean_score = out["calib_score"][counted]
+    assert ((lows <= mean_score) & (mean_score <= lows + 0.1)).all()
+    # After 600 updates the critic already tells right answers from wrong ones: the answers it
+    # is sure of are right more often than the rest.
+    assert out["precision"] > 1 - out["mean_error"]

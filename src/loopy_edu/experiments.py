@@ -51,6 +51,7 @@ from .reservoir import memory_capacity, ridge
 from .rflo import random_feedback, rflo
 from .rnn import RNN
 from .sln import STOPS as SLN_STOPS, TallSLN
+from .sln_lateral import LateralSLN, exactly_right
 from .sorn import SORN, logistic_readout
 from .sweep import experiment
 from .synapses import SynapseChain
@@ -987,3 +988,69 @@ def parity_ponder(seed: int, method: str = "act", tau: float = 1e-3, max_steps: 
             "error_new": float(error_k[high:].mean()) if high < n_bits else float("nan"),
             "spearman": float(rho),                   # NaN where ponder is constant
             "n_params": sum(p.size for p in model.params.values()), "curve": np.array(curve)}
+
+
+# --- ch. 15: the lateralized SLN's stop on parity ---------------------------------------------
+
+@experiment(quick={"steps": 1000}, curves=("curve",))
+def parity_lateral(seed: int, theta: float = 0.9, hidden: int = 88, critic: int = 88,
+                   max_loops: int = 10, critic_weight: float = 1.0, n_bits: int = 16,
+                   steps: int = 20_000, batch: int = 128, lr: float = 1e-3,
+                   eval_every: int = 1000, test: int = 1000) -> dict[str, Any]:
+    """Static parity (:func:`loopy_edu.tasks.parity_vectors`) learned by the lateralized SLN
+    (:class:`~loopy_edu.sln_lateral.LateralSLN`, Chapter 15, experiment 4): an actor of
+    ``hidden`` units, a critic of ``critic`` units weighted ``critic_weight``, all
+    ``max_loops`` loops supervised in training, stopped at test time at the first score ≥
+    ``theta``. Adam at ``lr``, ``steps`` updates of ``batch`` fresh vectors of ``n_bits`` with
+    difficulty 1..n_bits; the seed sets the weights and every batch.
+
+    Evaluated at the end on ``test`` vectors of each difficulty k = 1..n_bits, every loop run:
+    ``mean_error`` and ``error_k`` (the answer where the critic stopped, Graves's mean over
+    k), ``error_fixed`` and ``error_fixed_k`` (the same model's answer at the cap: the
+    fixed-max-loops bar), ``loops_k``, ``loops`` and ``loop_fraction`` (loops used, and as a
+    fraction of the cap), ``halted`` (the fraction of vectors whose score reached θ),
+    ``precision`` (P(correct | halted)), ``error_by_loop`` (max_loops,) (the error after each
+    loop, mean over k), the critic's calibration over every loop and vector in 10 equal bins of
+    the score: ``calib_score`` (mean score), ``calib_accuracy`` (fraction right) and
+    ``calib_count``; ``spearman`` (loops against k), ``n_params``, and ``curve``: the error at
+    θ on ``test`` mixed vectors every ``eval_every`` updates.
+    """
+    for value, name in ((steps, "steps"), (batch, "batch"), (eval_every, "eval_every"),
+                        (test, "test"), (n_bits, "n_bits")):
+        check_positive(value, name, integer=True)
+    model = LateralSLN(n_bits, hidden, 1, critic, max_loops, theta, critic_weight, seed=seed)
+    base = 1_000_000 * (seed + 1)
+    check_X, check_Y, _ = parity_vectors(test, n_bits, seed=base - 1)
+    curve = []
+
+    def record(step, model, hist):
+        if (step + 1) % eval_every == 0:
+            curve.append(float(((model.predict(check_X)[0] > 0.5) != (check_Y > 0.5)).mean()))
+
+    train_batches(model, lambda s: parity_vectors(batch, n_bits, seed=base + s)[:2],
+                  Adam(lr=lr), steps, progress=False, callback=record)
+    right, scores, stops, ks = [], [], [], []
+    for k in range(1, n_bits + 1):
+        X, Y, _ = parity_vectors(test, n_bits, k, seed=base - 1 - k)
+        c = model.forward(X)
+        right.append(exactly_right(c["Q"], Y)), scores.append(c["C"]), stops.append(c["N"])
+        ks.append(np.full(test, k))
+    right, scores = np.stack(right), np.stack(scores)       # (n_bits, max_loops, test)
+    stops, b = np.stack(stops), np.arange(test)              # (n_bits, test)
+    at_stop = np.stack([r[N - 1, b] for r, N in zip(right, stops)])
+    halted = np.stack([C[N - 1, b] >= theta for C, N in zip(scores, stops)])
+    bins = np.minimum((scores * 10).astype(int), 9).ravel()
+    count = np.bincount(bins, minlength=10)
+    per_bin = lambda v: np.bincount(bins, v.ravel(), minlength=10) / np.maximum(count, 1)
+    rho = spearmanr(np.concatenate(ks), stops.ravel()).statistic if np.ptp(stops) else np.nan
+    return {"mean_error": float(1 - at_stop.mean()), "error_k": 1 - at_stop.mean(axis=1),
+            "error_fixed": float(1 - right[:, -1].mean()),
+            "error_fixed_k": 1 - right[:, -1].mean(axis=1),
+            "loops_k": stops.mean(axis=1), "loops": float(stops.mean()),
+            "loop_fraction": float(stops.mean() / max_loops), "halted": float(halted.mean()),
+            "precision": float(at_stop[halted].mean()) if halted.any() else float("nan"),
+            "error_by_loop": 1 - right.mean(axis=(0, 2)), "calib_score": per_bin(scores),
+            "calib_accuracy": per_bin(right.astype(float)), "calib_count": count,
+            "spearman": float(rho), "n_params": sum(p.size for p in model.params.values()),
+            "curve": np.array(curve)}
+

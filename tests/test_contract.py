@@ -24,6 +24,7 @@ from loopy_edu.perceptron import Perceptron
 from loopy_edu.rnn import RNN
 from loopy_edu.sln import TallSLN
 from loopy_edu.sln_lateral import LateralSLN
+from loopy_edu.sln_wide import WideSLN
 from loopy_edu.synapses import SynapseChain
 
 
@@ -71,6 +72,12 @@ def _pondered(model, d):
     """A pondering model's answers, the computation it used, and its gradient."""
     probs, ponder = model.predict(d[0])
     return {"probs": probs, "ponder": ponder, **model.loss_and_grads(*d)[1]}
+
+
+def _token_data(model, rng):
+    """Three sequences of two tokens, read one per loop, and binary targets."""
+    return rng.standard_normal((3, 2, model.n_in)), \
+        rng.integers(0, 2, size=(3, model.n_out)).astype(float)
 
 
 def _X(model, rng, n=6):
@@ -191,6 +198,17 @@ SPECS = {
                               **m.loss_and_grads(*d)[1]),
         bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
                                 (lambda: m.predict(d[0], theta=1.0), r"theta: expected"),
+                                (lambda: m.loss_and_grads(d[0], d[1] + 2), r"Y: expected targets")],
+    ),
+    "WideSLN": Spec(
+        make=lambda seed=0, dtype=np.float64, backend="numba": WideSLN(
+            3, 3, 2, n_experts=2, max_loops=3, entropy_cost=0.01, seed=seed, dtype=dtype,
+            backend=backend),
+        data=lambda m, rng: _token_data(_perturbed(m, rng), rng),
+        grads=lambda m, d: m.loss_and_grads(*d),
+        output=lambda m, d: m.predict(d[0])[0],
+        run=_pondered,
+        bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :, :2]), r"X: expected shape"),
                                 (lambda: m.loss_and_grads(d[0], d[1] + 2), r"Y: expected targets")],
     ),
     "SynapseChain": Spec(

@@ -26,7 +26,8 @@ __all__ = [
     "Task", "coin", "coin_probability", "coin_plateaus", "copy", "adding", "adding_baseline",
     "sines", "flip_flop", "parity", "sequential_mnist", "arjovsky_copy",
     "arjovsky_copy_baseline", "cued_recall", "selective_copy", "counting",
-    "memory_capacity_task", "accuracy", "parity_vectors",
+    "memory_capacity_task", "accuracy", "parity_vectors", "prefix_parity", "PRIMITIVES",
+    "bit_op", "bit_program",
 ]
 
 
@@ -970,3 +971,156 @@ def accuracy(ys: np.ndarray, task: Task) -> float:
         raise ValueError(f"task: expected at least one masked-in step, got a mask of zeros "
                          f"for {task.name!r}")
     return float((ys.argmax(axis=-1) == task.targets.argmax(axis=-1))[counted].mean())
+
+
+def prefix_parity(batch: int, n_bits: int, seed: int = 0,
+                  dtype: DTypeLike = np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Prefix parity, the cumulative sum mod 2 (Schwarzschild et al. 2021; Part V, easy to
+    hard): random bit strings and, at each position i, the parity of the bits up to i, ::
+
+        Y_i = x_0 xor x_1 xor ... xor x_i.
+
+    The length is free, so a model trained at one ``n_bits`` is tested at longer ones.
+
+    Parameters
+    ----------
+    batch : int
+        Number of strings, B.
+    n_bits : int
+        Length of each string.
+    seed : int
+    dtype : dtype
+        A floating-point dtype for X and Y.
+
+    Returns
+    -------
+    X : np.ndarray, shape (B, n_bits)
+        Uniform random bits in {0, 1}.
+    Y : np.ndarray, shape (B, n_bits)
+        The prefix parities, in {0, 1}.
+
+    Raises
+    ------
+    ValueError
+        Naming ``batch``, ``n_bits`` or ``dtype`` when it is invalid.
+    """
+    batch = check_positive(batch, "batch", integer=True)
+    n_bits = check_positive(n_bits, "n_bits", integer=True)
+    dtype = _float_dtype(dtype)
+    X = np.random.default_rng(seed).integers(0, 2, size=(batch, n_bits))
+    return X.astype(dtype), (np.cumsum(X, axis=1) % 2).astype(dtype)
+
+
+PRIMITIVES = ("not", "reverse", "rotate_left", "rotate_right", "swap_halves", "xor_shift")
+
+
+def bit_op(name: str, bits: np.ndarray) -> np.ndarray:
+    """Apply one named primitive of :func:`bit_program` to bit strings (..., n) of 0s and 1s
+    (Chapter 15). With b = (b_0, ..., b_{n-1}):
+
+    - ``"not"``: 1 − b_i;
+    - ``"reverse"``: b_{n-1-i};
+    - ``"rotate_left"``: b_{(i+1) mod n}; ``"rotate_right"``: b_{(i-1) mod n};
+    - ``"swap_halves"``: the two halves exchanged, b_{(i+n/2) mod n} (n even);
+    - ``"xor_shift"``: b_i XOR b_{i-1}, with b_0 kept (the Gray code of b read from the left).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`PRIMITIVES`.
+    bits : np.ndarray, shape (..., n)
+        Bit strings.
+
+    Returns
+    -------
+    np.ndarray, shape (..., n)
+        The transformed strings, of the same dtype.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a primitive.
+    """
+    check_choice(name, "name", PRIMITIVES)
+    bits = np.asarray(bits)
+    if name == "not":
+        return 1 - bits
+    if name == "reverse":
+        return bits[..., ::-1].copy()
+    if name == "xor_shift":
+        out = bits.copy()
+        out[..., 1:] = (bits[..., 1:] != bits[..., :-1])
+        return out
+    shift = {"rotate_left": -1, "rotate_right": 1, "swap_halves": bits.shape[-1] // 2}[name]
+    return np.roll(bits, shift, axis=-1)
+
+
+def bit_program(batch: int, n_bits: int = 8, steps: int | tuple[int, int] = 3, seed: int = 0,
+                dtype: DTypeLike = np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A compositional task for the wide strange-loop network (Chapter 15): a random bit
+    string and a program of k primitives (:data:`PRIMITIVES`, :func:`bit_op`) drawn uniformly
+    and independently; the target is the string after the ops, applied in order.
+
+    The input is a sequence of T = k_max + 2 tokens of width n_bits + len(PRIMITIVES) + 1,
+    read one per loop:
+
+    - token 0 carries the string as ±1 (2b − 1) in the first n_bits channels;
+    - tokens 1..k carry the ops, one-hot in the next len(PRIMITIVES) channels;
+    - token k + 1 is "end", a 1 in the last channel;
+    - the tokens after it are zeros (padding up to k_max).
+
+    Train with ``steps=(1, 3)``, test out of distribution with ``steps=(4, 8)``.
+
+    Parameters
+    ----------
+    batch : int
+        Number of programs, B.
+    n_bits : int
+        Length of each string, even and at least 2 (``"swap_halves"`` needs halves).
+    steps : int or (int, int)
+        The program length k, or an inclusive range (low, high) of it, low ≥ 1.
+    seed : int
+    dtype : dtype
+        A floating-point dtype for X and Y.
+
+    Returns
+    -------
+    X : np.ndarray, shape (B, k_max + 2, n_bits + len(PRIMITIVES) + 1)
+        The tokens.
+    Y : np.ndarray, shape (B, n_bits)
+        The transformed strings, in {0, 1}.
+    k : np.ndarray of int, shape (B,)
+        Each program's length.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument that is out of range.
+    """
+    batch = check_positive(batch, "batch", integer=True)
+    n_bits = _int_at_least(n_bits, "n_bits", 2)
+    if n_bits % 2:
+        raise ValueError(f"n_bits: expected an even integer (swap_halves needs two halves), "
+                         f"got {n_bits}")
+    low, high = (steps, steps) if np.ndim(steps) == 0 else tuple(steps)
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+               for v in (low, high)) or not 1 <= low <= high:
+        raise ValueError(f"steps: expected an int >= 1 or an inclusive (low, high) with "
+                         f"1 <= low <= high, got {steps!r}")
+    dtype = _float_dtype(dtype)
+    rng = np.random.default_rng(seed)
+    k = rng.integers(low, high + 1, size=batch)
+    ops = rng.integers(0, len(PRIMITIVES), size=(batch, high))
+    bits = rng.integers(0, 2, size=(batch, n_bits))
+    n_ops = len(PRIMITIVES)
+    X = np.zeros((batch, high + 2, n_bits + n_ops + 1))
+    X[:, 0, :n_bits] = 2 * bits - 1
+    Y = bits.copy()
+    for t in range(high):
+        live = t < k
+        X[live, t + 1, n_bits + ops[live, t]] = 1.0
+        for j, name in enumerate(PRIMITIVES):
+            chosen = live & (ops[:, t] == j)
+            Y[chosen] = bit_op(name, Y[chosen])
+    X[np.arange(batch), k + 1, -1] = 1.0
+    return X.astype(dtype), Y.astype(dtype), k

@@ -166,7 +166,8 @@ from loopy_edu.bench import BENCHES, act_loss_torch, bench_halting  # noqa: E402
 from loopy_edu.halting import ACTCell  # noqa: E402
 from loopy_edu.tasks import parity_vectors  # noqa: E402
 
-HALTING_SIZES = dict(batch=5, n_hidden=4, max_steps=3, n_bits=6, loops=(1, 2), gpu=False)
+HALTING_SIZES = dict(batch=5, n_hidden=4, max_steps=3, n_bits=6, loops=(1, 2), sln_hidden=3,
+                     gpu=False)
 
 
 def _halting_blocks(out):
@@ -174,7 +175,10 @@ def _halting_blocks(out):
     assert blocks[0].startswith("ACT training step (loss_and_grads + Adam) on 6-bit parity, B=5")
     assert blocks[1].startswith("PonderCell (")
     assert blocks[2].startswith("LoopedCell training step per example per loop")
-    assert blocks[3].startswith("CUDA columns skipped")
+    assert blocks[3].startswith("SLN training step per example per dialogue loop (two lobes "
+                                "of 3 units")
+    assert [line.split()[0] for line in blocks[3].splitlines()[3:]] == ["1", "2"]
+    assert blocks[4].startswith("CUDA columns skipped")
     return blocks
 
 

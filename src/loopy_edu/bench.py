@@ -964,13 +964,13 @@ def _halting_step(model, X, Y, lr):
 def bench_halting(seconds: float = 1.0, dtype: DTypeLike = np.float64, batch: int = 128,
                   n_hidden: int = 128, max_steps: int = 10, n_bits: int = 16,
                   halt_biases: tuple[float, ...] = (1.0, -3.0),
-                  loops: tuple[int, ...] = (1, 2, 4, 8), lr: float = 1e-9,
-                  gpu: bool | None = None, **_: object) -> str:
+                  loops: tuple[int, ...] = (1, 2, 4, 8), sln_hidden: int = 88,
+                  lr: float = 1e-9, gpu: bool | None = None, **_: object) -> str:
     """Part V: the ACT training step on parity (loss_and_grads and an Adam step) per backend,
     beside the same step in PyTorch (:func:`act_loss_torch`, its loss checked against ours on
     the same weights), at each initial halting bias (1: few steps, as early in training; −3:
-    near ``max_steps``); PonderCell and LoopedCell (4 loops) steps; and the looped cell's cost
-    per example per loop. Every row's columns are timed side by side, one thread; CUDA columns
+    near ``max_steps``); PonderCell and LoopedCell (4 loops) steps; the looped cell's cost
+    per example per loop; and the tall and lateralized SLNs' (Chapter 15) per dialogue loop. Every row's columns are timed side by side, one thread; CUDA columns
     on a real GPU.
 
     Parameters
@@ -983,7 +983,9 @@ def bench_halting(seconds: float = 1.0, dtype: DTypeLike = np.float64, batch: in
     halt_biases : tuple of float
         The initial halting biases of the ACT rows.
     loops : tuple of int
-        The loops of the cost-per-loop table.
+        The loops of the cost-per-loop tables.
+    sln_hidden : int
+        Units per lobe of the SLN rows.
     lr : float
         Adam's rate: tiny, so that the weights, and with them the steps each example
         ponders, stay where they started while the step is timed.
@@ -998,6 +1000,8 @@ def bench_halting(seconds: float = 1.0, dtype: DTypeLike = np.float64, batch: in
         Titled tables and the goal's verdict, separated by blank lines.
     """
     from .halting import ACTCell, LoopedCell, PonderCell
+    from .sln import TallSLN
+    from .sln_lateral import LateralSLN
     from .tasks import parity_vectors
     torch = _torch()
     gpu = bool(_gpu_backends()) if gpu is None else gpu
@@ -1056,6 +1060,19 @@ def bench_halting(seconds: float = 1.0, dtype: DTypeLike = np.float64, batch: in
     out.append("LoopedCell training step per example per loop: us (flat when the cost is "
                "proportional to the loops used)\n"
                + _table(["loops"] + [f"{be} us" for be in backends], rows))
+    # The SLNs at the size of experiment 2 (two lobes of sln_hidden units, 19,010 weights).
+    rows = []
+    for n in loops:
+        tall = timed(lambda be: TallSLN(n_bits, sln_hidden, 1, n, stop="fixed", dtype=dtype,
+                                        backend=be))
+        lateral = timed(lambda be: LateralSLN(n_bits, sln_hidden, 1, max_loops=n, dtype=dtype,
+                                              backend=be))
+        rows.append([n] + [f"{1e6 * t[be] / (batch * n):.3f}" for t in (tall, lateral)
+                           for be in backends])
+    out.append(f"SLN training step per example per dialogue loop (two lobes of {sln_hidden} "
+               "units, each loop runs both): us\n"
+               + _table(["loops"] + [f"{model} {be} us" for model in ("TallSLN", "LateralSLN")
+                                     for be in backends], rows))
     if not gpu:
         out.append("CUDA columns skipped: no CUDA GPU here (none, or only Numba's simulator)")
     return "\n\n".join(out)

@@ -54,7 +54,7 @@ unit: $(STAMP)
 # the unit stage ran them.
 BOUNDSCHECK_TESTS := $(addprefix tests/test_,mlp rnn rtrl rflo lstm linear perceptron synapses \
                      optim contract feedback_alignment loopy loopy_rflo plasticity sorn \
-                     online_readout bench halting sln)
+                     online_readout bench halting sln sln_lateral sln_wide sln_conv)
 boundscheck: $(STAMP)
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/.numba_boundscheck \
 		$(BIN)/python -m pytest -q -p no:cacheprovider -k "not cuda" \

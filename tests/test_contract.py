@@ -23,6 +23,7 @@ from loopy_edu.mlp import MLP
 from loopy_edu.perceptron import Perceptron
 from loopy_edu.rnn import RNN
 from loopy_edu.sln import TallSLN
+from loopy_edu.sln_conv import ConvSLN
 from loopy_edu.sln_lateral import LateralSLN
 from loopy_edu.sln_wide import WideSLN
 from loopy_edu.synapses import SynapseChain
@@ -210,6 +211,18 @@ SPECS = {
         run=_pondered,
         bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :, :2]), r"X: expected shape"),
                                 (lambda: m.loss_and_grads(d[0], d[1] + 2), r"Y: expected targets")],
+    ),
+    "ConvSLN": Spec(
+        make=lambda seed=0, dtype=np.float64, backend="numba": ConvSLN(
+            3, lobes=2, iterations=3, supervise_from=2, seed=seed, dtype=dtype, backend=backend),
+        data=lambda m, rng: tasks.prefix_parity(4, 5, seed=int(rng.integers(1000))),
+        grads=lambda m, d: m.loss_and_grads(*d),
+        output=lambda m, d: m.predict(d[0]),
+        run=lambda m, d: {"probs": m.predict(d[0], every_loop=True),
+                          **m.loss_and_grads(*d)[1]},
+        bad_input=lambda m, d: [(lambda: m.predict(d[0][0]), r"X: expected a 2-D array"),
+                                (lambda: m.predict(d[0] + 0.5), r"X: expected targets"),
+                                (lambda: m.loss_and_grads(d[0], d[1][:, :2]), r"Y: expected")],
     ),
     "SynapseChain": Spec(
         make=lambda seed=0, dtype=np.float64, backend="numba": SynapseChain(3, (2, 3), dtype=dtype,

@@ -970,8 +970,8 @@ def bench_halting(seconds: float = 1.0, dtype: DTypeLike = np.float64, batch: in
     beside the same step in PyTorch (:func:`act_loss_torch`, its loss checked against ours on
     the same weights), at each initial halting bias (1: few steps, as early in training; −3:
     near ``max_steps``); PonderCell and LoopedCell (4 loops) steps; the looped cell's cost
-    per example per loop; and the tall and lateralized SLNs' (Chapter 15) per dialogue loop. Every row's columns are timed side by side, one thread; CUDA columns
-    on a real GPU.
+    per example per loop; and the tall and lateralized SLNs' (Chapter 15) per dialogue loop.
+    Every row's columns are timed side by side, one thread; CUDA columns on a real GPU.
 
     Parameters
     ----------

@@ -35,6 +35,7 @@ MODELS = {
     "TallSLN": "loopy_edu.sln",
     "LateralSLN": "loopy_edu.sln_lateral",
     "WideSLN": "loopy_edu.sln_wide",
+    "ConvSLN": "loopy_edu.sln_conv",
 }
 
 

@@ -18,7 +18,11 @@ and the stored results in ``results/`` run the same code:
 - ``lstm_selective_copy``: the LSTM baseline of selective copying (Chapter 12);
 - ``loopy_selective_copy``, ``loopy_adding``: a loopy network trained by local learning only
   (:func:`loopy_edu.local_learning.train_local`) on selective copying and on the adding problem
-  (Chapter 12).
+  (Chapter 12);
+- ``parity_ponder``: 16-bit parity by ACT, PonderNet, a fixed loop or the tall SLN (Chapters
+  14 and 15); ``parity_lateral``: the lateralized SLN's stop (Chapter 15);
+- ``prefix_parity_easy_to_hard``: a looped convolutional SLN trained on short prefix parity and
+  tested on longer strings with more loops (Chapter 15).
 
 An experiment is ``fn(seed, **settings) -> dict`` of numbers and small arrays; the seed sets
 everything random in it (initial weights, feedback matrices, mini-batch order).
@@ -51,13 +55,14 @@ from .reservoir import memory_capacity, ridge
 from .rflo import random_feedback, rflo
 from .rnn import RNN
 from .sln import STOPS as SLN_STOPS, TallSLN
+from .sln_conv import ConvSLN, matched_channels
 from .sln_lateral import LateralSLN, exactly_right
 from .sorn import SORN, logistic_readout
 from .sweep import experiment
 from .synapses import SynapseChain
 from .tasks import (Task, accuracy as task_accuracy, adding, adding_baseline, arjovsky_copy,
-                    counting, cued_recall, memory_capacity_task, parity_vectors, selective_copy,
-                    sines)
+                    counting, cued_recall, memory_capacity_task, parity_vectors, prefix_parity,
+                    selective_copy, sines)
 from .train import train, train_batches, train_sequences
 
 # --- Chapter 9: Murray's periodic task --------------------------------------------------------
@@ -1053,4 +1058,93 @@ def parity_lateral(seed: int, theta: float = 0.9, hidden: int = 88, critic: int 
             "calib_accuracy": per_bin(right.astype(float)), "calib_count": count,
             "spearman": float(rho), "n_params": sum(p.size for p in model.params.values()),
             "curve": np.array(curve)}
+
+
+# --- ch. 15, experiment 3: easy to hard on prefix parity --------------------------------------
+
+def easy_to_hard_loops(n_bits: int, iterations: int, train_bits: int) -> int:
+    """The test-time loop rule of experiment 3, fixed before any test: loops in proportion to
+    the length, ::
+
+        loops(n_bits) = ceil(iterations × n_bits / train_bits),
+
+    since one loop carries information a fixed number of positions; a net trained with one
+    loop is feed-forward and is tested with one.
+
+    Parameters
+    ----------
+    n_bits : int
+        The test length.
+    iterations : int
+        The loops in training.
+    train_bits : int
+        The training length.
+
+    Returns
+    -------
+    int
+    """
+    return 1 if iterations == 1 else -(-iterations * n_bits // train_bits)
+
+
+@experiment(choices={"lobes": (2, 1)}, quick={"steps": 500}, curves=("curve",))
+def prefix_parity_easy_to_hard(seed: int, lobes: int = 2, channels: int = 16,
+                               iterations: int = 32, supervise_from: int = 0,
+                               recall: bool = True, kernel_size: int = 3, steps: int = 8000,
+                               batch: int = 32, lr: float = 2e-3, clip: float = 1.0,
+                               train_bits: int = 16, test_bits: str = "16,32,64",
+                               test: int = 500, overthink: float = 2.0) -> dict[str, Any]:
+    """Easy to hard (Chapter 15, experiment 3): a :class:`~loopy_edu.sln_conv.ConvSLN` trained
+    on prefix parity (:func:`loopy_edu.tasks.prefix_parity`) of ``train_bits`` and tested on
+    longer strings with more loops (:func:`easy_to_hard_loops`), as DeepThinking nets are.
+
+    ``lobes`` 2, or 1 for the single looped network at matched parameters (its width is
+    :func:`~loopy_edu.sln_conv.matched_channels` of ``channels``); ``iterations`` 1 is the
+    non-looping control. The loss supervises the loops ``supervise_from``..``iterations``
+    (0: the model's default, the second half). Adam at ``lr``, gradients clipped to norm
+    ``clip``, ``steps`` updates of ``batch`` fresh strings; the seed sets the weights and every
+    string.
+
+    Returns ``accuracy`` (exact-string accuracy on ``test`` strings of each length of
+    ``test_bits`` at the rule's loops; also as ``accuracy_<bits>``), ``bit_accuracy`` (per
+    position), ``test_iterations`` (the rule's loops), ``accuracy_by_loops`` (len(test_bits),
+    ``overthink`` × the longest length's loops): exact-string accuracy after each loop,
+    ``n_params``, ``channels`` (the width used) and ``curve``, the training loss averaged over
+    each 100 updates.
+    """
+    check_choice(lobes, "lobes", (1, 2))
+    for value, name in ((channels, "channels"), (iterations, "iterations"), (steps, "steps"),
+                        (batch, "batch"), (train_bits, "train_bits"), (test, "test")):
+        check_positive(value, name, integer=True)
+    check_number(overthink, "overthink", 1.0)
+    try:
+        lengths = [int(v) for v in test_bits.split(",")]
+    except ValueError:
+        lengths = []
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"test_bits: expected positive integers separated by commas, such as "
+                         f"'16,32,64', got {test_bits!r}")
+    width = channels if lobes == 2 else matched_channels(channels, kernel_size)
+    model = ConvSLN(width, lobes, kernel_size, iterations, supervise_from or None, recall,
+                    seed=seed)
+    base = 1_000_000 * (seed + 1)
+    hist = train_batches(model, lambda s: prefix_parity(batch, train_bits, seed=base + s),
+                         Adam(lr=lr), steps, clip=clip, progress=False)
+    rules = [easy_to_hard_loops(n, iterations, train_bits) for n in lengths]
+    most = int(np.ceil(overthink * max(rules)))
+    out: dict[str, Any] = {}
+    exact, bits, by_loops = [], [], []
+    for i, (n_bits, loops) in enumerate(zip(lengths, rules)):
+        X, Y = prefix_parity(test, n_bits, seed=base - 1 - i)
+        right = (model.predict(X, most, every_loop=True) > 0.5) == (Y > 0.5)  # (loops, B, L)
+        by_loops.append(right.all(axis=2).mean(axis=1))
+        exact.append(float(by_loops[-1][loops - 1]))
+        bits.append(float(right[loops - 1].mean()))
+        out[f"accuracy_{n_bits}"] = exact[-1]
+    losses = np.asarray(hist.loss)
+    return {**out, "accuracy": np.array(exact), "bit_accuracy": np.array(bits),
+            "test_bits": np.array(lengths), "test_iterations": np.array(rules),
+            "accuracy_by_loops": np.array(by_loops), "channels": width,
+            "n_params": sum(p.size for p in model.params.values()),
+            "curve": np.array([losses[i:i + 100].mean() for i in range(0, len(losses), 100)])}
 

@@ -1107,10 +1107,10 @@ def prefix_parity_easy_to_hard(seed: int, lobes: int = 2, channels: int = 16,
 
     Returns ``accuracy`` (exact-string accuracy on ``test`` strings of each length of
     ``test_bits`` at the rule's loops; also as ``accuracy_<bits>``), ``bit_accuracy`` (per
-    position), ``test_iterations`` (the rule's loops), ``accuracy_by_loops`` (len(test_bits),
-    ``overthink`` × the longest length's loops): exact-string accuracy after each loop,
-    ``n_params``, ``channels`` (the width used) and ``curve``, the training loss averaged over
-    each 100 updates.
+    position), ``lengths`` (the test lengths), ``test_iterations`` (the rule's loops),
+    ``accuracy_by_loops`` (len(lengths), ``overthink`` × the longest length's loops):
+    exact-string accuracy after each loop, ``n_params``, ``width`` (the channels used) and
+    ``curve``, the training loss averaged over each 100 updates.
     """
     check_choice(lobes, "lobes", (1, 2))
     for value, name in ((channels, "channels"), (iterations, "iterations"), (steps, "steps"),
@@ -1143,8 +1143,8 @@ def prefix_parity_easy_to_hard(seed: int, lobes: int = 2, channels: int = 16,
         out[f"accuracy_{n_bits}"] = exact[-1]
     losses = np.asarray(hist.loss)
     return {**out, "accuracy": np.array(exact), "bit_accuracy": np.array(bits),
-            "test_bits": np.array(lengths), "test_iterations": np.array(rules),
-            "accuracy_by_loops": np.array(by_loops), "channels": width,
+            "lengths": np.array(lengths), "test_iterations": np.array(rules),
+            "accuracy_by_loops": np.array(by_loops), "width": width,
             "n_params": sum(p.size for p in model.params.values()),
             "curve": np.array([losses[i:i + 100].mean() for i in range(0, len(losses), 100)])}
 

@@ -291,3 +291,69 @@ def test_parity_lateral_reads_the_stop_the_cap_and_the_calibration_from_one_run(
     # After 600 updates the critic already tells right answers from wrong ones: the answers it
     # is sure of are right more often than the rest.
     assert out["precision"] > 1 - out["mean_error"]
+
+
+COMPOSITION = sweep.get("composition").fn
+TINY = dict(n_bits=4, n_experts=2, max_loops=5, test_high=5, eval_every=10, test=30)
+
+
+def test_composition_counts_match_the_models_and_match_each_other():
+    from loopy_edu.rnn import RNN
+    from loopy_edu.sln_wide import WideSLN
+    for h in (3, 17):
+        assert experiments.composition_params("wide", 8, h, 3) == sum(
+            p.size for p in WideSLN(15, h, 8, 3).params.values())
+        assert experiments.composition_params("wide1", 8, h) == sum(
+            p.size for p in WideSLN(15, h, 8, 1).params.values())
+        assert experiments.composition_params("rnn", 8, h) == sum(
+            p.size for p in RNN(15, h, 8).params.values())
+    # The numbers: 103 RNN units and a 70-unit single-expert SLN match 13,080 weights.
+    widths = [experiments.composition_hidden(m) for m in ("wide", "wide1", "rnn")]
+    assert widths == [32, 70, 103]
+
+
+@pytest.mark.parametrize("method", ["wide", "wide1", "rnn"])
+def test_composition_reports_every_k_and_keeps_the_test_cap(method):
+    out = COMPOSITION(0, method=method, hidden=6, steps=20, batch=16, **TINY)
+    for key in ("accuracy_k", "bit_accuracy_k", "loops_k"):
+        assert out[key].shape == (5,)
+    assert np.isclose(out["accuracy_trained"], out["accuracy_k"][:3].mean())
+    assert np.isclose(out["accuracy_ood"], out["accuracy_k"][3:].mean())
+    assert (out["accuracy_k"] <= out["bit_accuracy_k"]).all() and out["curve"].shape == (2,)
+    assert out["width"] == 6
+    assert out["n_params"] == experiments.composition_params(method, 4, 6, 2)
+    k = np.arange(1, 6)
+    if method == "rnn":
+        np.testing.assert_array_equal(out["loops_k"], k + 2)      # it reads every token
+        assert np.isnan(out["gate_entropy"]).all() and np.isnan(out["stops_at_end"])
+        return
+    # The cap moves with k: k + max_loops - train_high = k + 2 loops at most.
+    assert ((1 <= out["loops_k"]) & (out["loops_k"] <= k + 2)).all()
+    E = 2 if method == "wide" else 1
+    assert 0 <= out["gate_entropy"][0] <= np.log(3) and 0 <= out["gate_entropy"][1] <= np.log(E)
+    assert out["expert_use"].shape == (2 * E,) and np.isclose(out["expert_use"].sum(), 1)
+    shares = out["route_by_token"]
+    assert shares.shape == (9, 2 * E + 1)
+    read = ~np.isnan(shares).any(axis=1)
+    assert read[0] and np.allclose(shares[read].sum(axis=1), 1)
+    np.testing.assert_array_equal(shares[8], np.nan)        # this run never reads padding
+
+
+def test_the_wide_sln_learns_short_programs_and_its_routes_come_to_tell_the_ops():
+    small = dict(hidden=16, n_bits=4, n_experts=3, lr=0.01, clip=0.0, ponder_cost=0.02,
+                 entropy_cost=0.0, eval_every=500, test=200)
+    before, out = COMPOSITION(0, steps=1, **small), COMPOSITION(0, steps=1500, **small)
+    # Chance is 1/16 for a whole 4-bit string.
+    assert out["accuracy_trained"] > 0.5, out["accuracy_k"]
+    assert out["stops_at_end"] > 0.9 > before["stops_at_end"]  # it stops where the program ends
+    assert out["op_information"] > before["op_information"] + 0.1
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(method="lstm"), "method"), (dict(max_loops=4), "max_loops"),
+    (dict(train_high=0), "train_high"), (dict(test_high=2), "test_high"),
+    (dict(hidden=-1), "hidden"), (dict(clip=-1.0), "clip"), (dict(n_bits=5), "n_bits"),
+])
+def test_composition_refuses_bad_settings_by_name(kwargs, name):
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        COMPOSITION(0, **{"steps": 1, "test": 4, **kwargs})

@@ -22,7 +22,9 @@ and the stored results in ``results/`` run the same code:
 - ``parity_ponder``: 16-bit parity by ACT, PonderNet, a fixed loop or the tall SLN (Chapters
   14 and 15); ``parity_lateral``: the lateralized SLN's stop (Chapter 15);
 - ``prefix_parity_easy_to_hard``: a looped convolutional SLN trained on short prefix parity and
-  tested on longer strings with more loops (Chapter 15).
+  tested on longer strings with more loops (Chapter 15);
+- ``composition``: chains of bit-string primitives by the wide SLN, its one-expert ablation or a
+  parameter-matched RNN, trained on short chains and tested on longer ones (Chapter 15).
 
 An experiment is ``fn(seed, **settings) -> dict`` of numbers and small arrays; the seed sets
 everything random in it (initial weights, feedback matrices, mini-batch order).
@@ -57,12 +59,13 @@ from .rnn import RNN
 from .sln import STOPS as SLN_STOPS, TallSLN
 from .sln_conv import ConvSLN, matched_channels
 from .sln_lateral import LateralSLN, exactly_right
+from .sln_wide import WideSLN, gate_entropy
 from .sorn import SORN, logistic_readout
 from .sweep import experiment
 from .synapses import SynapseChain
-from .tasks import (Task, accuracy as task_accuracy, adding, adding_baseline, arjovsky_copy,
-                    counting, cued_recall, memory_capacity_task, parity_vectors, prefix_parity,
-                    selective_copy, sines)
+from .tasks import (PRIMITIVES, Task, accuracy as task_accuracy, adding, adding_baseline,
+                    arjovsky_copy, bit_program, counting, cued_recall, memory_capacity_task,
+                    parity_vectors, prefix_parity, selective_copy, sines)
 from .train import train, train_batches, train_sequences
 
 # --- Chapter 9: Murray's periodic task --------------------------------------------------------
@@ -1148,3 +1151,226 @@ def prefix_parity_easy_to_hard(seed: int, lobes: int = 2, channels: int = 16,
             "n_params": sum(p.size for p in model.params.values()),
             "curve": np.array([losses[i:i + 100].mean() for i in range(0, len(losses), 100)])}
 
+
+# --- ch. 15, experiment 5: the wide SLN on composition ----------------------------------------
+
+COMPOSITION_METHODS = ("wide", "wide1", "rnn")
+
+
+def composition_params(method: str, n_bits: int, hidden: int, n_experts: int = 4) -> int:
+    """The parameter count of experiment 5's model ``method`` with ``hidden`` units on
+    :func:`~loopy_edu.tasks.bit_program` strings of ``n_bits`` (tokens of n_in = n_bits + 7):
+    the wide SLN (``"wide"``: ``n_experts`` per lobe; ``"wide1"``: one), with D = H + n_in, ::
+
+        3 (D + 1) + 2 E (D + 1)(H + 1) + n_bits (H + 1)
+
+    and the single looped network (``"rnn"``, :class:`~loopy_edu.rnn.RNN`), ::
+
+        H (n_in + H + 1) + n_bits (H + 1)
+
+    Parameters
+    ----------
+    method : str
+        ``"wide"``, ``"wide1"`` or ``"rnn"``.
+    n_bits, hidden, n_experts : int
+        The string length, the units H, the experts E per lobe (``"wide"`` only).
+
+    Returns
+    -------
+    int
+    """
+    check_choice(method, "method", COMPOSITION_METHODS)
+    n_in = n_bits + len(PRIMITIVES) + 1
+    if method == "rnn":
+        return hidden * (n_in + hidden + 1) + n_bits * (hidden + 1)
+    E, D = (n_experts if method == "wide" else 1), hidden + n_in
+    return 3 * (D + 1) + 2 * E * (D + 1) * (hidden + 1) + n_bits * (hidden + 1)
+
+
+def composition_hidden(method: str, n_bits: int = 8, match_hidden: int = 32,
+                       n_experts: int = 4) -> int:
+    """The width of ``method`` whose parameter count (:func:`composition_params`) is closest
+    to that of the wide SLN with ``match_hidden`` units and ``n_experts`` experts per lobe
+    (the smaller width on a tie): the parameter-matched controls of experiment 5. At the
+    defaults (13,080 weights) the RNN gets 103 units (13,089) and the one-expert SLN 70
+    (13,038).
+
+    Parameters
+    ----------
+    method : str
+        ``"wide"`` (which returns ``match_hidden``), ``"wide1"`` or ``"rnn"``.
+    n_bits, match_hidden, n_experts : int
+        The string length, and the width and experts of the wide SLN to match.
+
+    Returns
+    -------
+    int
+    """
+    budget = composition_params("wide", n_bits, match_hidden, n_experts)
+    return min(range(1, budget + 1), key=lambda h: (
+        abs(composition_params(method, n_bits, h, n_experts) - budget), h))
+
+
+def _token_kinds(X: np.ndarray, n_bits: int) -> np.ndarray:  # X (B, T, n_in) -> (B, T)
+    # 0 the string, 1..len(PRIMITIVES) the ops, then "end", then padding (all zeros).
+    kind = np.where(X[:, :, -1] == 1, len(PRIMITIVES) + 1, len(PRIMITIVES) + 2)
+    ops = X[:, :, n_bits:-1]
+    kind = np.where(ops.any(axis=2), 1 + ops.argmax(axis=2), kind)
+    kind[:, 0] = 0
+    return kind
+
+
+def _routes_by_token(model: WideSLN, X: np.ndarray, cap: int, n_bits: int) -> np.ndarray:
+    """Counts (len(PRIMITIVES) + 3, 2 E + 1) of the hard routes: rows the kind of token the
+    loop read, columns the left experts, the right experts, then the output (the stop)."""
+    lobe, expert = model.routes(X, cap)                                   # (B, cap) each
+    E = model.n_experts
+    X = np.concatenate([X, np.zeros((len(X), max(cap - X.shape[1], 0), X.shape[2]))], 1)
+    kind = _token_kinds(X[:, :cap], n_bits)
+    route = np.where(lobe == 2, 2 * E, lobe * E + expert)
+    ran = lobe >= 0
+    counts = np.zeros((len(PRIMITIVES) + 3, 2 * E + 1))
+    np.add.at(counts, (kind[ran], route[ran]), 1)
+    return counts
+
+
+def _information(counts: np.ndarray) -> float:
+    """I(row; column) / H(row) of a table of joint counts: the fraction of the row's entropy
+    that the column tells (1: the route names the op; 0: the two are independent)."""
+    if counts.sum() == 0:
+        return float("nan")
+    joint = counts / counts.sum()
+    rows, cols = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
+    nz = joint > 0
+    info = (joint[nz] * np.log(joint[nz] / (rows @ cols)[nz])).sum()
+    h_rows = -(rows[rows > 0] * np.log(rows[rows > 0])).sum()
+    return float(info / h_rows) if h_rows > 0 else float("nan")
+
+
+def _sequence_task(X: np.ndarray, Y: np.ndarray, k: np.ndarray) -> Task:
+    """bit_program's (X, Y, k) as the RNN's Task: it reads the tokens one per step and is
+    scored (MSE on the 0/1 bits) at the end token, step k + 1."""
+    xs = np.ascontiguousarray(X.transpose(1, 0, 2))                      # (T, B, n_in)
+    b = np.arange(len(X))
+    targets, mask = np.zeros(xs.shape[:2] + Y.shape[1:]), np.zeros(xs.shape[:2])
+    targets[k + 1, b], mask[k + 1, b] = Y, 1.0
+    return Task(xs, targets, mask, "mse", "bit_program")
+
+
+@experiment(choices={"method": COMPOSITION_METHODS}, quick={"steps": 500}, curves=("curve",))
+def composition(seed: int, method: str = "wide", n_bits: int = 8, hidden: int = 0,
+                match_hidden: int = 32, n_experts: int = 4, max_loops: int = 7,
+                ponder_cost: float = 0.01, entropy_cost: float = 0.003, train_low: int = 1,
+                train_high: int = 3, test_high: int = 8, steps: int = 10_000,
+                batch: int = 64, lr: float = 0.03, clip: float = 1.0,
+                eval_every: int = 500, test: int = 500) -> dict[str, Any]:
+    """The wide SLN on composition (Chapter 15, experiment 5): programs of k named bit-string
+    primitives (:func:`loopy_edu.tasks.bit_program`) on strings of ``n_bits``, trained on
+    k = ``train_low``..``train_high`` and tested on every k up to ``test_high``.
+
+    ``method`` ``"wide"`` is :class:`~loopy_edu.sln_wide.WideSLN` (``n_experts`` per lobe,
+    ``ponder_cost``, ``entropy_cost``, cap ``max_loops`` ≥ train_high + 2 in training, so that
+    the longest program's end token is read); ``"wide1"`` the same with one expert per lobe,
+    the ablation of the experts; ``"rnn"`` the single looped network
+    (:class:`~loopy_edu.rnn.RNN`, tanh), which reads the same tokens and answers at the end
+    token (MSE on the bits: it has no BCE). ``hidden`` is the method's own width; 0 takes the
+    width whose parameter count matches the wide SLN with ``match_hidden`` units and
+    ``n_experts`` experts (:func:`composition_hidden`). Adam at ``lr``, gradients clipped to
+    norm ``clip`` (0: not clipped), ``steps`` updates of ``batch`` fresh programs; the seed
+    sets the weights and every program. The defaults are the wide SLN's tuned settings (the
+    RNN's best was ``lr=0.005``, ``clip=0``).
+
+    The test rule, fixed before testing: the hard pass (each gate's argmax) with the cap moved
+    with the program, k + max_loops − train_high (the slack after the end token kept); a bit
+    is 1 where the answer is > 1/2. On ``test`` programs of each k = 1..test_high it returns
+    ``accuracy_k`` (whole string right) and ``bit_accuracy_k``; ``accuracy_trained`` and
+    ``accuracy_ood`` (their mean over the trained k and over k > train_high); ``loops_k``
+    (the loops used: the stop, or the cap; the RNN's tokens read, k + 2); ``stops_at_end``
+    (the fraction that stop at the loop that reads the end token, k + 2); ``gate_entropy``
+    (the main gate's and the expert gates' mean entropy in nats over the soft pass's loops,
+    of at most log 3 and log E); ``soft_accuracy_k`` (the soft pass's answer, as trained:
+    the train/test gap); ``expert_use`` (2 E,) (the share of the lobes' hard runs
+    taken by each left expert, then each right one); ``route_by_token``
+    (len(PRIMITIVES) + 3, 2 E + 1): for the tokens read (the string, each primitive in
+    :data:`~loopy_edu.tasks.PRIMITIVES` order, "end", padding), the share of loops routed to
+    each left expert, right expert, and the output; ``op_information`` (how much of the op's
+    entropy the route taken at an op token tells, in [0, 1]); ``n_params``, ``width`` and
+    ``curve``, whole-string accuracy on ``test`` programs of the trained k every
+    ``eval_every`` updates. The RNN's gate and route results are NaN.
+    """
+    check_choice(method, "method", COMPOSITION_METHODS)
+    for value, name in ((n_bits, "n_bits"), (match_hidden, "match_hidden"),
+                        (n_experts, "n_experts"), (train_low, "train_low"), (steps, "steps"),
+                        (batch, "batch"), (eval_every, "eval_every"), (test, "test")):
+        check_positive(value, name, integer=True)
+    for value, name, low in ((hidden, "hidden", 0), (train_high, "train_high", train_low),
+                             (test_high, "test_high", train_high),
+                             (max_loops, "max_loops", train_high + 2)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+    check_number(clip, "clip", 0.0)
+    width = hidden or composition_hidden(method, n_bits, match_hidden, n_experts)
+    n_in, rnn = n_bits + len(PRIMITIVES) + 1, method == "rnn"
+    model = (RNN(n_in, width, n_bits, seed=seed) if rnn else
+             WideSLN(n_in, width, n_bits, n_experts if method == "wide" else 1, max_loops,
+                     entropy_cost, ponder_cost, seed=seed))
+    trained = (train_low, train_high)
+    base = 1_000_000 * (seed + 1)
+
+    def answer(X, k, cap):  # -> probabilities (B, n_bits), loops or tokens read (B,)
+        if rnn:
+            ys = model.predict(np.ascontiguousarray(X.transpose(1, 0, 2)))   # (T, B, n_bits)
+            return ys[k + 1, np.arange(len(X))], k + 2
+        return model.predict(X, cap)
+
+    check_X, check_Y, check_k = bit_program(test, n_bits, trained, seed=base - 1)
+    curve = []
+
+    def record(step, model, hist):
+        if (step + 1) % eval_every == 0:
+            right = (answer(check_X, check_k, max_loops)[0] > 0.5) == (check_Y > 0.5)
+            curve.append(float(right.all(axis=1).mean()))
+
+    fit = dict(steps=steps, clip=clip or None, progress=False, callback=record)
+    if rnn:
+        train_sequences(model, lambda s: _sequence_task(*bit_program(
+            batch, n_bits, trained, seed=base + s)), Adam(lr=lr), **fit)
+    else:
+        train_batches(model, lambda s: bit_program(batch, n_bits, trained, seed=base + s)[:2],
+                      Adam(lr=lr), **fit)
+    exact, bits, loops_k, at_end, entropy, soft = [], [], [], [], [], []
+    routes = 0.0
+    for k in range(1, test_high + 1):
+        X, Y, ks = bit_program(test, n_bits, k, seed=base - 1 - k)
+        cap = k + max_loops - train_high
+        probs, loops = answer(X, ks, cap)
+        right = (probs > 0.5) == (Y > 0.5)
+        exact.append(right.all(axis=1).mean()), bits.append(right.mean())
+        loops_k.append(loops.mean()), at_end.append((loops == k + 2).mean())
+        if rnn:
+            continue
+        c = model.forward(X, cap)
+        entropy.append([gate_entropy(c["pi"]), gate_entropy(c["gamma"])])
+        soft.append(((c["y"] > 0) == (Y > 0.5)).all(axis=1).mean())
+        routes = routes + _routes_by_token(model, X, cap, n_bits)
+    exact = np.array(exact)
+    nan = float("nan")
+    if rnn:
+        gates = dict(stops_at_end=nan, gate_entropy=np.full(2, nan),
+                     soft_accuracy_k=np.full(test_high, nan),
+                     expert_use=np.full(1, nan), route_by_token=np.full((1, 1), nan),
+                     op_information=nan)
+    else:
+        ops = routes[1:len(PRIMITIVES) + 1]
+        lobes = routes[:, :-1].sum(axis=0)
+        with np.errstate(invalid="ignore"):
+            shares = routes / routes.sum(axis=1, keepdims=True)          # NaN: never read
+        gates = dict(stops_at_end=float(np.mean(at_end)),
+                     gate_entropy=np.mean(entropy, axis=0), soft_accuracy_k=np.array(soft),
+                     expert_use=lobes / max(lobes.sum(), 1), route_by_token=shares,
+                     op_information=_information(ops))
+    return {"accuracy_k": exact, "bit_accuracy_k": np.array(bits),
+            "accuracy_trained": float(exact[train_low - 1:train_high].mean()),
+            "accuracy_ood": float(exact[train_high:].mean()) if test_high > train_high else nan,
+            "loops_k": np.array(loops_k), **gates, "width": width,
+            "n_params": sum(p.size for p in model.params.values()), "curve": np.array(curve)}

@@ -294,7 +294,7 @@ def test_parity_lateral_reads_the_stop_the_cap_and_the_calibration_from_one_run(
 
 
 COMPOSITION = sweep.get("composition").fn
-TINY = dict(n_bits=4, n_experts=2, max_loops=5, test_high=5, eval_every=10, test=30)
+COMPOSITION_TINY = dict(n_bits=4, n_experts=2, max_loops=5, test_high=5, eval_every=10, test=30)
 
 
 def test_composition_counts_match_the_models_and_match_each_other():
@@ -314,7 +314,7 @@ def test_composition_counts_match_the_models_and_match_each_other():
 
 @pytest.mark.parametrize("method", ["wide", "wide1", "rnn"])
 def test_composition_reports_every_k_and_keeps_the_test_cap(method):
-    out = COMPOSITION(0, method=method, hidden=6, steps=20, batch=16, **TINY)
+    out = COMPOSITION(0, method=method, hidden=6, steps=20, batch=16, **COMPOSITION_TINY)
     for key in ("accuracy_k", "bit_accuracy_k", "loops_k"):
         assert out[key].shape == (5,)
     assert np.isclose(out["accuracy_trained"], out["accuracy_k"][:3].mean())

@@ -85,6 +85,26 @@ def tall_forward(params: dict[str, np.ndarray], X: np.ndarray,  # X (B, n_in)
     return out
 
 
+def lobe_grads(dZ: np.ndarray, dY: np.ndarray, S: np.ndarray, heard: np.ndarray,
+               X: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One lobe's weight gradients, summed over its loops, from ∂L/∂z (n, B, H) (its
+    pre-activations) and ∂L/∂y (n, B, k) (its output logits), its states S (n + 1, B, H) (row 0
+    the initial zero state), what it heard at each loop (n, B, m), and X (B, n_in) (read at
+    every loop, with the first-loop flag at loop 1 only).
+
+    Returns
+    -------
+    tuple of np.ndarray
+        ∂L/∂W_x (H, n_in + 1), ∂L/∂W_h (H, H), ∂L/∂U (H, m) (the weight of what it heard),
+        ∂L/∂b (H,), ∂L/∂V (k, H), ∂L/∂c (k,).
+    """
+    H = dZ.shape[-1]
+    flat, flat_y = dZ.reshape(-1, H), dY.reshape(-1, dY.shape[-1])
+    return (np.hstack([dZ.sum(axis=0).T @ X, dZ[0].sum(axis=0)[:, None]]),
+            flat.T @ S[:-1].reshape(-1, H), flat.T @ heard.reshape(len(flat), -1),
+            flat.sum(axis=0), flat_y.T @ S[1:].reshape(-1, H), flat_y.sum(axis=0))
+
+
 def tall_backward(params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray,
                   c: dict[str, Any], stop: str, tau: float,
                   left_weight: float) -> dict[str, np.ndarray]:
@@ -126,13 +146,7 @@ def tall_backward(params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray,
     grads = {}
     # The right lobe hears q^L_n at its loop n; the left hears q^R_{n-1}.
     for side, dZ, dY, S, heard in (("L", dZL, dYL, SL, QR[:-1]), ("R", dZR, dYR, SR, QL[1:])):
-        flat = dZ.reshape(-1, H)
-        grads[f"W_x_{side}"] = np.hstack([dZ.sum(axis=0).T @ X, dZ[0].sum(axis=0)[:, None]])
-        grads[f"W_h_{side}"] = flat.T @ S[:-1].reshape(-1, H)
-        grads[f"U_{side}"] = flat.T @ heard.reshape(len(flat), -1)
-        grads[f"b_{side}"] = flat.sum(axis=0)
-        grads[f"V_{side}"] = dY.reshape(len(flat), -1).T @ S[1:].reshape(-1, H)
-        grads[f"c_{side}"] = dY.reshape(len(flat), -1).sum(axis=0)
+        grads.update(zip((f"{k}_{side}" for k in LOBE), lobe_grads(dZ, dY, S, heard, X)))
     if stop == "halt":
         both = np.concatenate([SL[1:], SR[1:]], axis=2).reshape(len(dA.reshape(-1)), 2 * H)
         grads["w_halt"] = dA.reshape(-1) @ both

@@ -32,6 +32,7 @@ from .backend import check_backend, kernels
 from .checks import (check_array, check_binary, check_dtype, check_number, check_params,
                      check_positive)
 from .halting import bce
+from .sln import lobe_grads
 from .mlp import init_weight
 from .model import Model
 
@@ -124,17 +125,6 @@ def lateral_forward(params: dict[str, np.ndarray], X: np.ndarray,  # X (B, n_in)
     return out
 
 
-def _cell_grads(dZ, dOut, S, heard, X):
-    # One lobe's weight gradients from its ∂L/∂(pre-activation) dZ (n, B, H) and ∂L/∂(output
-    # logits) dOut (n, B, k), given the states S (n + 1, B, H) and what it heard (n, B, m):
-    # W_x, W_h, the weight of what it heard, b, the output weight, the output bias.
-    H, k = dZ.shape[-1], dOut.shape[-1]
-    flat, flat_out = dZ.reshape(-1, H), dOut.reshape(-1, k)
-    return (np.hstack([dZ.sum(axis=0).T @ X, dZ[0].sum(axis=0)[:, None]]),
-            flat.T @ S[:-1].reshape(-1, H), flat.T @ heard.reshape(len(flat), -1),
-            flat.sum(axis=0), flat_out.T @ S[1:].reshape(-1, H), flat_out.sum(axis=0))
-
-
 def lateral_backward(params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray,
                      c: dict[str, Any], critic_weight: float) -> dict[str, np.ndarray]:
     """The exact gradient of the lateralized SLN's loss (Chapter 15), BPTT through all the
@@ -175,8 +165,8 @@ def lateral_backward(params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray
         dYs[n] += zC @ P["U_C"] * Q[n] * (1.0 - Q[n])
         dZA[n] = zA = (dYs[n] @ P["V_A"] + zA @ P["W_h_A"]) * (1.0 - SA[n + 1] ** 2)
     heardA = np.concatenate([np.zeros((1, B), X.dtype), C[:-1]])[..., None]   # c_{n-1}
-    actor = _cell_grads(dZA, dYs, SA, heardA, X)
-    critic = _cell_grads(dZC, dZ[..., None], SC, Q, X)
+    actor = lobe_grads(dZA, dYs, SA, heardA, X)
+    critic = lobe_grads(dZC, dZ[..., None], SC, Q, X)
     grads = dict(zip(("W_x_A", "W_h_A", "u_A", "b_A", "V_A", "c_A"), actor))
     grads.update(zip(("W_x_C", "W_h_C", "U_C", "b_C", "w_C", "b_z"), critic))
     grads["u_A"], grads["w_C"] = grads["u_A"][:, 0], grads["w_C"][0]

@@ -11,6 +11,7 @@ from numba import njit
 
 from ..activations import CODES
 from .scalar_numba import act, softplus
+from .sln_numba import lobe_grads
 
 SIGMOID, TANH = CODES["sigmoid"], CODES["tanh"]
 
@@ -84,24 +85,6 @@ def lateral_forward(W_xA, W_hA, u_A, b_A, V_A, c_A, W_xC, W_hC, U_C, b_C, w_C, b
 
 
 @njit(cache=True)
-def _cell_grads(dZ, dOut, S, heard, X):
-    # One lobe's weight gradients (as sln_lateral._cell_grads): W_x, W_h, the weight of what
-    # it heard (H, m), b, the output weight (k, H) and bias (k,).
-    loops, B, H = dZ.shape
-    n_in, k, m = X.shape[1], dOut.shape[2], heard.shape[2]
-    flat = dZ.reshape(loops * B, H)
-    gW_x = np.empty((H, n_in + 1), X.dtype)
-    gW_x[:, :n_in] = np.dot(dZ.sum(axis=0).T, X)
-    gW_x[:, n_in] = dZ[0].sum(axis=0)
-    S_prev = np.ascontiguousarray(S[:-1]).reshape(loops * B, H)
-    S_now = np.ascontiguousarray(S[1:]).reshape(loops * B, H)
-    flat_out = dOut.reshape(loops * B, k)
-    return (gW_x, np.dot(flat.T, S_prev),
-            np.dot(flat.T, np.ascontiguousarray(heard).reshape(loops * B, m)),
-            flat.sum(axis=0), np.dot(flat_out.T, S_now), flat_out.sum(axis=0))
-
-
-@njit(cache=True)
 def lateral_loss_and_grads(W_xA, W_hA, u_A, b_A, V_A, c_A, W_xC, W_hC, U_C, b_C, w_C, b_z, X,
                            Y, max_loops, critic_weight):
     """The loss over all ``max_loops`` loops and the gradient of every weight, in the order
@@ -155,7 +138,7 @@ def lateral_loss_and_grads(W_xA, W_hA, u_A, b_A, V_A, c_A, W_xC, W_hC, U_C, b_C,
                 dZA[n, b, i] = dsA[b, i] * (1.0 - s * s)
     heardA = np.zeros((M, B, 1), X.dtype)                      # c_{n-1}, with c_0 = 0
     heardA[1:, :, 0] = C[:-1]
-    gW_xA, gW_hA, gu_A, gb_A, gV_A, gc_A = _cell_grads(dZA, dYs, SA, heardA, X)
-    gW_xC, gW_hC, gU_C, gb_C, gw_C, gb_z = _cell_grads(dZC, dZ, SC, Q, X)
+    gW_xA, gW_hA, gu_A, gb_A, gV_A, gc_A = lobe_grads(dZA, dYs, SA, heardA, X)
+    gW_xC, gW_hC, gU_C, gb_C, gw_C, gb_z = lobe_grads(dZC, dZ, SC, Q, X)
     return (loss / B / M, gW_xA, gW_hA, gu_A[:, 0].copy(), gb_A, gV_A, gc_A, gW_xC, gW_hC,
             gU_C, gb_C, gw_C[0].copy(), gb_z)

@@ -116,19 +116,20 @@ def tall_forward(W_xL, W_hL, U_L, b_L, V_L, c_L, W_xR, W_hR, U_R, b_R, V_R, c_R,
 
 
 @njit(cache=True)
-def _lobe_grads(dZ, dY, S, heard, X):
-    # The weight gradients of one lobe from its ∂L/∂z (loops, B, H) and ∂L/∂y (loops, B, n_out).
+def lobe_grads(dZ, dY, S, heard, X):
+    # sln.lobe_grads: one lobe's weight gradients from its ∂L/∂z (loops, B, H), ∂L/∂y (loops,
+    # B, k), states (loops + 1, B, H) and what it heard (loops, B, m).
     loops, B, H = dZ.shape
-    n_in, n_out = X.shape[1], dY.shape[2]
+    n_in, k, m = X.shape[1], dY.shape[2], heard.shape[2]
     flat = dZ.reshape(loops * B, H)
     gW_x = np.empty((H, n_in + 1), X.dtype)
     gW_x[:, :n_in] = np.dot(dZ.sum(axis=0).T, X)
     gW_x[:, n_in] = dZ[0].sum(axis=0)
     S_prev = np.ascontiguousarray(S[:-1]).reshape(loops * B, H)
     S_now = np.ascontiguousarray(S[1:]).reshape(loops * B, H)
-    flat_dY = dY.reshape(loops * B, n_out)
+    flat_dY = dY.reshape(loops * B, k)
     return (gW_x, np.dot(flat.T, S_prev),
-            np.dot(flat.T, np.ascontiguousarray(heard).reshape(loops * B, n_out)),
+            np.dot(flat.T, np.ascontiguousarray(heard).reshape(loops * B, m)),
             flat.sum(axis=0), np.dot(flat_dY.T, S_now), flat_dY.sum(axis=0))
 
 
@@ -197,8 +198,8 @@ def tall_loss_and_grads(W_xL, W_hL, U_L, b_L, V_L, c_L, W_xR, W_hR, U_R, b_R, V_
                    w_halt[H:], SR[n + 1], dYR[n], dZR[n])
         _lobe_back(np.dot(dZR[n], U_R), QL[n + 1], p[n], gL, V_L, W_hL, nextL, dA[n],
                    w_halt[:H], SL[n + 1], dYL[n], dZL[n])
-    left = _lobe_grads(dZL, dYL, SL, QR[:-1], X)
-    right = _lobe_grads(dZR, dYR, SR, QL[1:], X)
+    left = lobe_grads(dZL, dYL, SL, QR[:-1], X)
+    right = lobe_grads(dZR, dYR, SR, QL[1:], X)
     gw_halt = np.zeros(2 * H, X.dtype)
     for n in range(loops):
         for b in range(B):

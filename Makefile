@@ -45,8 +45,9 @@ book: $(STAMP) $(ASSETS)
 test: unit boundscheck wheel-check book-strict
 	$(MAKE) --no-print-directory book-check
 
+# Two pytest worker processes (pytest-xdist): the suite is CPU-bound, and CI has two cores.
 unit: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # The compiled kernels' tests again with Numba's bounds checking on (its own cache, since cached
 # code was compiled without the checks): an out-of-range index raises instead of corrupting memory.
@@ -57,7 +58,7 @@ BOUNDSCHECK_TESTS := $(addprefix tests/test_,mlp rnn rtrl rflo lstm linear perce
                      online_readout bench halting sln sln_lateral sln_wide sln_conv)
 boundscheck: $(STAMP)
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/.numba_boundscheck \
-		$(BIN)/python -m pytest -q -p no:cacheprovider -k "not cuda" \
+		$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider -k "not cuda" \
 		$(addsuffix .py,$(BOUNDSCHECK_TESTS))
 
 # Builds the wheel, installs it into a throwaway virtual environment (registry dependencies only, no

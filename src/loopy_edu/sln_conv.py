@@ -125,8 +125,8 @@ def conv_forward(params: dict[str, np.ndarray], X: np.ndarray,  # X (B, L)
 
 
 def supervised_loops(iterations: int, supervise_from: int) -> np.ndarray:
-    """The weight of each loop's loss, (iterations,): 1 / |S| on the loops S =
-    ``supervise_from``..``iterations``, 0 before.
+    """The weight of each loop's loss, (iterations,): 1 / (iterations − supervise_from + 1) on
+    the supervised loops ``supervise_from``..``iterations``, 0 before.
 
     Parameters
     ----------

@@ -20,9 +20,9 @@ FIXED, AGREE, HALT = 0, 1, 2
 
 
 @cuda.jit(device=True)
-def _lobe(W_x, W_h, U, bias, V, c, X, S, Q_heard, heard_row, Y, Q, part, b, n, t, T):
-    # Loop n (1-based) of one lobe of example b: S[b, n] from S[b, n-1] and the other lobe's
-    # answer Q_heard[b, heard_row], then Y[b, n-1] and Q[b, n].
+def cell_state(W_x, W_h, U, bias, X, S, heard, row, b, n, t, T):
+    # S[b, n] of one lobe at loop n (1-based), from S[b, n-1] and what it heard, heard[b, row]
+    # (m,) through U (H, m); the block's threads share the units.
     H, n_in = W_h.shape[0], X.shape[1]
     for i in range(t, H, T):
         z = bias[i] + (W_x[i, n_in] if n == 1 else 0.0)
@@ -31,9 +31,16 @@ def _lobe(W_x, W_h, U, bias, V, c, X, S, Q_heard, heard_row, Y, Q, part, b, n, t
         for j in range(H):
             z += W_h[i, j] * S[b, n - 1, j]
         for o in range(U.shape[1]):
-            z += U[i, o] * Q_heard[b, heard_row, o]
+            z += U[i, o] * heard[b, row, o]
         S[b, n, i] = act(z, TANH)
     cuda.syncthreads()
+
+
+@cuda.jit(device=True)
+def _lobe(W_x, W_h, U, bias, V, c, X, S, Q_heard, heard_row, Y, Q, part, b, n, t, T):
+    # Loop n (1-based) of one lobe of example b: S[b, n] from S[b, n-1] and the other lobe's
+    # answer Q_heard[b, heard_row], then Y[b, n-1] and Q[b, n].
+    cell_state(W_x, W_h, U, bias, X, S, Q_heard, heard_row, b, n, t, T)
     for o in range(V.shape[0]):
         y = block_dot(part, V[o], S, b, n, t, T) + c[o]
         if t == 0:

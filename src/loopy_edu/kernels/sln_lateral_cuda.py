@@ -15,25 +15,10 @@ from numba import cuda, float64
 from .cuda_reduce import block_dot, cell_back, outer_sum
 from .launch import BLOCK_1D
 from .scalar_cuda import act, softplus
+from .sln_cuda import cell_state
 from ..activations import CODES
 
-SIGMOID, TANH = CODES["sigmoid"], CODES["tanh"]
-
-
-@cuda.jit(device=True)
-def _cell(W_x, W_h, U, bias, X, S, heard, row, b, n, t, T):
-    # S[b, n] of one lobe at loop n (1-based), hearing heard[b, row] (m,) through U (H, m).
-    H, n_in = W_h.shape[0], X.shape[1]
-    for i in range(t, H, T):
-        z = bias[i] + (W_x[i, n_in] if n == 1 else 0.0)
-        for j in range(n_in):
-            z += W_x[i, j] * X[b, j]
-        for j in range(H):
-            z += W_h[i, j] * S[b, n - 1, j]
-        for o in range(U.shape[1]):
-            z += U[i, o] * heard[b, row, o]
-        S[b, n, i] = act(z, TANH)
-    cuda.syncthreads()
+SIGMOID = CODES["sigmoid"]
 
 
 @cuda.jit
@@ -51,7 +36,7 @@ def _dialogues(W_xA, W_hA, u_A, b_A, V_A, c_A, W_xC, W_hC, U_C, b_C, w_C, b_z, X
     if t == 0:
         loss[b] = 0.0
     for n in range(1, max_loops + 1):
-        _cell(W_xA, W_hA, u_A, b_A, X, SA, C, n - 1, b, n, t, T)
+        cell_state(W_xA, W_hA, u_A, b_A, X, SA, C, n - 1, b, n, t, T)
         for o in range(n_out):
             y = block_dot(part, V_A[o], SA, b, n, t, T) + c_A[o]
             if t == 0:
@@ -59,7 +44,7 @@ def _dialogues(W_xA, W_hA, u_A, b_A, V_A, c_A, W_xC, W_hC, U_C, b_C, w_C, b_z, X
                 loss[b] += softplus(y) - Y[b, o] * y
                 dYs[b, n - 1, o] = (Q[b, n - 1, o] - Y[b, o]) * scale
         cuda.syncthreads()
-        _cell(W_xC, W_hC, U_C, b_C, X, SC, Q, n - 1, b, n, t, T)
+        cell_state(W_xC, W_hC, U_C, b_C, X, SC, Q, n - 1, b, n, t, T)
         z = block_dot(part, w_C[0], SC, b, n, t, T) + b_z[0]
         if t == 0:
             c = act(z, SIGMOID)

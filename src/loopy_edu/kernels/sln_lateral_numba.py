@@ -11,18 +11,9 @@ from numba import njit
 
 from ..activations import CODES
 from .scalar_numba import act, softplus
-from .sln_numba import lobe_grads
+from .sln_numba import drive, lobe_grads
 
 SIGMOID, TANH = CODES["sigmoid"], CODES["tanh"]
-
-
-@njit(cache=True)
-def _drive(W_x, b, X):
-    # W_x[:, :n_in] x + b for every example (B, H): what the input fixes in every loop.
-    d = np.dot(X, np.ascontiguousarray(W_x[:, :X.shape[1]].T))
-    for r in range(d.shape[0]):
-        d[r] += b
-    return d
 
 
 @njit(cache=True)
@@ -45,7 +36,7 @@ def lateral_forward(W_xA, W_hA, u_A, b_A, V_A, c_A, W_xC, W_hC, U_C, b_C, w_C, b
     B = X.shape[0]
     H, K, n_out = W_hA.shape[0], W_hC.shape[0], V_A.shape[0]
     dt = X.dtype
-    driveA, driveC = _drive(W_xA, b_A, X), _drive(W_xC, b_C, X)
+    driveA, driveC = drive(W_xA, b_A, X), drive(W_xC, b_C, X)
     W_hAT, W_hCT = np.ascontiguousarray(W_hA.T), np.ascontiguousarray(W_hC.T)
     V_AT, U_CT = np.ascontiguousarray(V_A.T), np.ascontiguousarray(U_C.T)
     SA = np.zeros((max_loops + 1, B, H), dt)

@@ -37,7 +37,8 @@ def _lobe(W_x, W_hT, UT, drive, V, c, S, Q_heard, Y, Q, n):
 
 
 @njit(cache=True)
-def _drive(W_x, b, X):
+def drive(W_x, b, X):
+    # W_x[:, :n_in] x + b for every example (B, H): what the input fixes in every loop.
     d = np.dot(X, np.ascontiguousarray(W_x[:, :X.shape[1]].T))
     for r in range(d.shape[0]):
         d[r] += b
@@ -52,7 +53,7 @@ def tall_forward(W_xL, W_hL, U_L, b_L, V_L, c_L, W_xR, W_hR, U_R, b_R, V_R, c_R,
     B = X.shape[0]
     H, n_out = W_hL.shape[0], V_L.shape[0]
     dt = X.dtype
-    driveL, driveR = _drive(W_xL, b_L, X), _drive(W_xR, b_R, X)
+    driveL, driveR = drive(W_xL, b_L, X), drive(W_xR, b_R, X)
     W_hLT, W_hRT = np.ascontiguousarray(W_hL.T), np.ascontiguousarray(W_hR.T)
     U_LT, U_RT = np.ascontiguousarray(U_L.T), np.ascontiguousarray(U_R.T)
     SL = np.zeros((max_loops + 1, B, H), dt)

@@ -24,7 +24,7 @@ from loopy_edu.perceptron import Perceptron
 from loopy_edu.rnn import RNN
 from loopy_edu.sln import TallSLN
 from loopy_edu.sln_conv import ConvSLN
-from loopy_edu.sln_lateral import LateralSLN
+from loopy_edu.sln_lateral import CriticCell, LateralSLN
 from loopy_edu.sln_wide import WideSLN
 from loopy_edu.synapses import SynapseChain
 
@@ -199,6 +199,16 @@ SPECS = {
                               **m.loss_and_grads(*d)[1]),
         bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
                                 (lambda: m.predict(d[0], theta=1.0), r"theta: expected"),
+                                (lambda: m.loss_and_grads(d[0], d[1] + 2), r"Y: expected targets")],
+    ),
+    "CriticCell": Spec(
+        make=lambda seed=0, dtype=np.float64, backend="numba": CriticCell(
+            3, 4, 2, max_steps=3, theta=0.6, seed=seed, dtype=dtype, backend=backend),
+        data=lambda m, rng: _ponder_data(_perturbed(m, rng), rng),
+        grads=lambda m, d: m.loss_and_grads(*d),
+        output=lambda m, d: m.predict(d[0])[0],
+        run=_pondered,
+        bad_input=lambda m, d: [(lambda: m.predict(d[0][:, :2]), r"X: expected shape"),
                                 (lambda: m.loss_and_grads(d[0], d[1] + 2), r"Y: expected targets")],
     ),
     "WideSLN": Spec(

@@ -1,6 +1,7 @@
 """The lateralized strange-loop network (Chapter 15): the actor-critic dialogue written out,
 the exact gradient through every loop, the backends, the stop at θ and its cap, bad input, and
-a critic that learns to tell right answers from wrong ones."""
+a critic that learns to tell right answers from wrong ones; the same for its one-model
+control, the critic cell."""
 import math
 
 import numpy as np
@@ -9,7 +10,9 @@ from hypothesis import given, settings, strategies as st
 
 from loopy_edu.gradcheck import check_grads
 from loopy_edu.optim import Adam
-from loopy_edu.sln_lateral import LateralSLN, exactly_right, first_confident, lateral_forward
+from loopy_edu.halting import LoopedCell
+from loopy_edu.sln_lateral import (CriticCell, LateralSLN, exactly_right, first_confident,
+                                   lateral_forward)
 from loopy_edu.tasks import parity_vectors
 from loopy_edu.train import train_batches
 
@@ -68,11 +71,22 @@ def test_the_targets_and_the_stop_rule_on_small_cases():
     np.testing.assert_array_equal(first_confident(C, 0.9), [2, 1, 3])
 
 
-@pytest.mark.parametrize("kwargs", [{}, dict(critic_weight=0.0), dict(critic_weight=2.5),
-                                    dict(n_hidden=3, n_critic=5, max_loops=6),
-                                    dict(max_loops=1)])
-def test_the_gradient_through_every_loop_equals_finite_differences(kwargs):
-    m = _model(**kwargs)
+def _critic_cell(seed=1, backend="numpy", n_hidden=4, max_steps=4, **kwargs):
+    m = CriticCell(5, n_hidden, 2, max_steps=max_steps, seed=seed, backend=backend, **kwargs)
+    rng = np.random.default_rng(seed + 100)
+    for p in m.params.values():
+        p += 0.5 * rng.standard_normal(p.shape)
+    return m
+
+
+@pytest.mark.parametrize("make, kwargs", [
+    (_model, {}), (_model, dict(critic_weight=0.0)), (_model, dict(critic_weight=2.5)),
+    (_model, dict(n_hidden=3, n_critic=5, max_loops=6)), (_model, dict(max_loops=1)),
+    (_critic_cell, {}), (_critic_cell, dict(critic_weight=0.0)),
+    (_critic_cell, dict(critic_weight=2.5)), (_critic_cell, dict(n_hidden=6, max_steps=7)),
+    (_critic_cell, dict(max_steps=1))])
+def test_the_gradient_through_every_loop_equals_finite_differences(make, kwargs):
+    m = make(**kwargs)
     X, Y = _data(B=10)
     c = m.forward(X)
     Y[:4] = c["Q"][-1, :4] > 0.5                       # so that both targets occur
@@ -182,3 +196,72 @@ def test_the_critic_learns_to_tell_right_answers_from_wrong_ones():
     halted = scores >= m.theta
     assert halted.mean() > 0.5 and N.mean() < m.max_loops
     assert exactly_right(probs, Y)[halted].mean() > 0.95   # halting precision at θ = 0.9
+
+
+def test_the_critic_cells_answer_loss_is_the_mean_of_the_fixed_loops_losses():
+    # A second derivation: with λ = 0, deep supervision over M loops is the mean of the losses
+    # of the looped cell run for n = 1..M loops, and so is its gradient; the score gets none.
+    m = _critic_cell(critic_weight=0.0, max_steps=5)
+    X, Y = _data(B=9)
+    loss, grads = m.loss_and_grads(X, Y)
+    losses, sums = [], {k: 0.0 for k in grads}
+    for n in range(1, 6):
+        fixed = LoopedCell(5, 4, 2, max_steps=n, backend="numpy")
+        fixed.params = {k: v for k, v in m.params.items() if k in fixed.params}
+        ell, g = fixed.loss_and_grads(X, Y)
+        losses.append(ell)
+        for k in g:
+            sums[k] = sums[k] + g[k] / 5
+    assert abs(loss - np.mean(losses)) < 1e-14
+    for k in grads:
+        if k in ("w_halt", "b_halt"):
+            assert not grads[k].any()
+        else:
+            np.testing.assert_allclose(grads[k], sums[k], rtol=0, atol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("backend", ["numba", "cuda"])
+def test_the_critic_cells_kernels_equal_the_numpy_reference(backend):
+    size = dict(n_hidden=4, max_steps=4) if backend == "numba" else dict(n_hidden=3,
+                                                                        max_steps=3)
+    ref, fast = _critic_cell(**size), _critic_cell(backend=backend, **size)
+    X, Y = _data(B=20 if backend == "numba" else 3)
+    loss, grads = ref.loss_and_grads(X, Y)
+    loss2, grads2 = fast.loss_and_grads(X, Y)
+    assert abs(loss - loss2) <= 1e-12 and list(grads) == list(grads2)
+    for k in grads:
+        np.testing.assert_allclose(grads2[k], grads[k], rtol=0, atol=1e-12, err_msg=k)
+    first = np.sort(ref.forward(X)["C"][0])            # θ between scores: no rounding ties
+    fast.theta = ref.theta = float(first[0] + first[1]) / 2
+    out, out2 = ref.predict(X), fast.predict(X)
+    assert len(set(out[1])) > 1                        # some examples stop early, some do not
+    for a, b in zip(out, out2):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(loops=st.integers(1, 6), theta=st.floats(0.01, 0.99), bias=st.floats(-4, 4),
+       seed=st.integers(0, 1000), backend=st.sampled_from(["numpy", "numba"]))
+def test_the_critic_cell_stops_at_the_first_confident_loop_never_beyond_the_cap(
+        loops, theta, bias, seed, backend):
+    m = CriticCell(5, 3, 2, max_steps=loops, theta=theta, seed=seed, backend=backend)
+    m.params["b_halt"][0] = bias
+    m.params["w_halt"] *= 4.0
+    X, _ = _data(B=12, seed=seed)
+    c = m.forward(X)
+    probs, N = m.predict(X)
+    np.testing.assert_array_equal(N, c["N"])
+    assert (N >= 1).all() and (N <= loops).all()
+    for n, scores_n in enumerate(c["C"], start=1):
+        assert (scores_n[N > n] < theta).all()
+    np.testing.assert_allclose(probs, c["Q"][c["N"] - 1, np.arange(12)], rtol=0, atol=1e-15)
+
+
+def test_the_critic_cell_refuses_bad_input_with_its_name():
+    for theta in (0.0, 1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"theta: expected a finite number in \(0, 1\)"):
+            CriticCell(3, 4, 1, theta=theta)
+    with pytest.raises(ValueError, match="critic_weight: expected"):
+        CriticCell(3, 4, 1, critic_weight=-0.5)
+    with pytest.raises(ValueError, match="max_steps: expected a positive"):
+        CriticCell(3, 4, 1).forward(np.zeros((2, 3)), max_steps=0)

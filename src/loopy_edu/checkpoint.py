@@ -34,6 +34,7 @@ MODELS = {
     "LoopedCell": "loopy_edu.halting",
     "TallSLN": "loopy_edu.sln",
     "LateralSLN": "loopy_edu.sln_lateral",
+    "CriticCell": "loopy_edu.sln_lateral",
     "WideSLN": "loopy_edu.sln_wide",
     "ConvSLN": "loopy_edu.sln_conv",
 }

@@ -58,7 +58,7 @@ from .rflo import random_feedback, rflo
 from .rnn import RNN
 from .sln import STOPS as SLN_STOPS, TallSLN
 from .sln_conv import ConvSLN, matched_channels
-from .sln_lateral import LateralSLN, exactly_right
+from .sln_lateral import CriticCell, LateralSLN, exactly_right
 from .sln_wide import WideSLN, gate_entropy
 from .sorn import SORN, logistic_readout
 from .sweep import experiment
@@ -1000,17 +1000,22 @@ def parity_ponder(seed: int, method: str = "act", tau: float = 1e-3, max_steps: 
 
 # --- ch. 15: the lateralized SLN's stop on parity ---------------------------------------------
 
-@experiment(quick={"steps": 1000}, curves=("curve",))
+@experiment(choices={"method": ("lateral", "cell")}, quick={"steps": 1000},
+            curves=("curve",))
 def parity_lateral(seed: int, theta: float = 0.9, hidden: int = 88, critic: int = 88,
                    max_loops: int = 10, critic_weight: float = 1.0, n_bits: int = 16,
                    steps: int = 20_000, batch: int = 128, lr: float = 1e-3,
-                   eval_every: int = 1000, test: int = 1000) -> dict[str, Any]:
+                   eval_every: int = 1000, test: int = 1000,
+                   method: str = "lateral") -> dict[str, Any]:
     """Static parity (:func:`loopy_edu.tasks.parity_vectors`) learned by the lateralized SLN
     (:class:`~loopy_edu.sln_lateral.LateralSLN`, Chapter 15, experiment 4): an actor of
     ``hidden`` units, a critic of ``critic`` units weighted ``critic_weight``, all
     ``max_loops`` loops supervised in training, stopped at test time at the first score ≥
-    ``theta``. Adam at ``lr``, ``steps`` updates of ``batch`` fresh vectors of ``n_bits`` with
-    difficulty 1..n_bits; the seed sets the weights and every batch.
+    ``theta``. ``method`` ``"cell"`` is its one-model control, TRM's design: one cell of
+    ``hidden`` units with the critic as its halting head
+    (:class:`~loopy_edu.sln_lateral.CriticCell`; ``critic`` unused; 128 units give 18,946
+    weights against the SLN's 19,010). Adam at ``lr``, ``steps`` updates of ``batch`` fresh
+    vectors of ``n_bits`` with difficulty 1..n_bits; the seed sets the weights and every batch.
 
     Evaluated at the end on ``test`` vectors of each difficulty k = 1..n_bits, every loop run:
     ``mean_error`` and ``error_k`` (the answer where the critic stopped, Graves's mean over
@@ -1026,7 +1031,10 @@ def parity_lateral(seed: int, theta: float = 0.9, hidden: int = 88, critic: int 
     for value, name in ((steps, "steps"), (batch, "batch"), (eval_every, "eval_every"),
                         (test, "test"), (n_bits, "n_bits")):
         check_positive(value, name, integer=True)
-    model = LateralSLN(n_bits, hidden, 1, critic, max_loops, theta, critic_weight, seed=seed)
+    check_choice(method, "method", ("lateral", "cell"))
+    model = (LateralSLN(n_bits, hidden, 1, critic, max_loops, theta, critic_weight, seed=seed)
+             if method == "lateral" else
+             CriticCell(n_bits, hidden, 1, max_loops, theta, critic_weight, seed=seed))
     base = 1_000_000 * (seed + 1)
     check_X, check_Y, _ = parity_vectors(test, n_bits, seed=base - 1)
     curve = []

@@ -19,6 +19,9 @@ supervision) and minimises ::
 with λ = ``critic_weight`` and t_n held constant (it is piecewise constant in the weights, like
 ACT's N). At test time the dialogue stops at the first loop with c_n ≥ θ, or at the cap.
 Arrays of loops are (n, B, ...): loop first, then example.
+
+:class:`CriticCell` is the one-model control, TRM's design: a single cell whose halting unit is
+the critic, trained and stopped the same way.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from .activations import sigmoid
 from .backend import check_backend, kernels
 from .checks import (check_array, check_binary, check_dtype, check_number, check_params,
                      check_positive)
-from .halting import bce
+from .halting import _Pondering, bce, cell_backward, cell_forward
 from .sln import lobe_grads
 from .mlp import init_weight
 from .model import Model
@@ -369,3 +372,123 @@ class LateralSLN(Model):
         grads = lateral_backward(self.params, X, Y, c, self.critic_weight)
         loss = lateral_loss(c, Y, self.critic_weight).mean()
         return float(loss), {k: grads[k] for k in self.shapes()}
+
+
+def critic_cell_backward(params: dict[str, np.ndarray], X: np.ndarray,  # X (B, n_in)
+                         Y: np.ndarray, S: np.ndarray, A: np.ndarray,   # Y (B, n_out), A (M, B)
+                         Ys: np.ndarray, critic_weight: float) -> dict[str, np.ndarray]:
+    """The exact gradient of :class:`CriticCell`'s loss: the lateralized SLN's loss with its
+    critic folded into the actor, the halting logit a_n = w_halt · s_n + b_halt in the role of
+    the critic's z_n (Chapter 15). Each loop's two heads send their BCE's gradient into s_n,
+    and :func:`loopy_edu.halting.cell_backward` carries it back through the loops.
+
+    Parameters
+    ----------
+    params : dict[str, np.ndarray]
+        The cell's weights (:meth:`CriticCell.shapes`).
+    X : np.ndarray, shape (B, n_in)
+    Y : np.ndarray, shape (B, n_out)
+        Targets in {0, 1}.
+    S, A, Ys : np.ndarray, shapes (M + 1, B, H), (M, B), (M, B, n_out)
+        What :func:`loopy_edu.halting.cell_forward` returned for X, all M loops.
+    critic_weight : float
+        λ, the weight of the halting head's BCE.
+
+    Returns
+    -------
+    dict[str, np.ndarray]
+        ∂L/∂w for every weight, keyed like ``params``.
+    """
+    M, B = A.shape
+    Q = sigmoid(Ys)
+    dYs = (Q - Y) / (B * M)                                            # Σ_n BCE(y_n, Y)
+    dA = critic_weight * (sigmoid(A) - exactly_right(Q, Y)) / (B * M)  # Σ_n BCE(a_n, t_n)
+    return cell_backward(params, X, S, dYs, dA)
+
+
+class CriticCell(_Pondering):
+    """One looped cell whose halting unit is a critic, trained as TRM's halting head: the
+    lateralized SLN (:class:`LateralSLN`) with one model instead of two, its one-model control
+    (Chapter 15).
+
+    The cell is ACT's (:class:`loopy_edu.halting.ACTCell`, without ACT): at loop n it gives
+    the answer q_n = σ(W_y s_n + b_y) and the score c_n = σ(w_halt · s_n + b_halt). Training
+    runs all ``max_steps`` loops and minimises the lateralized SLN's loss,
+    mean_b[(1/M) Σ_n BCE(y_n, Y) + λ (1/M) Σ_n BCE(a_n, t_n)] with t_n = 1 when q_n is exactly
+    right (:func:`exactly_right`, held constant), by the exact gradient
+    (:func:`critic_cell_backward`). At test time the cell stops at the first score ≥ θ
+    (:func:`first_confident`); :meth:`predict` returns q_N and N.
+
+    Parameters
+    ----------
+    n_in, n_hidden, n_out : int
+        Inputs (without the first-loop flag), units H, outputs.
+    max_steps : int
+        The cap M on loops, at least 1; training always runs all M.
+    theta : float
+        The score θ in (0, 1) at which :meth:`predict` stops.
+    critic_weight : float
+        The weight λ ≥ 0 of the halting head's BCE.
+    seed : int or None
+        Seed of the initial weights (Glorot; biases zero).
+    dtype : dtype-like
+        ``np.float32`` or ``np.float64``.
+    backend : str
+        ``"numpy"``, ``"numba"`` or ``"cuda"`` (:meth:`forward`, which returns every loop,
+        runs the NumPy reference).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, if one is invalid.
+    """
+
+    _method = "critic"
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, max_steps: int = 10,
+                 theta: float = 0.9, critic_weight: float = 1.0, seed: int | None = 0,
+                 dtype: DTypeLike = np.float64, backend: str = "numba") -> None:
+        self.theta = LateralSLN._theta(theta)
+        self.critic_weight = check_number(critic_weight, "critic_weight", 0.0)
+        super().__init__(n_in, n_hidden, n_out, max_steps, 0.0, seed, dtype, backend)
+
+    def settings(self) -> dict[str, Any]:
+        return dict(theta=self.theta, critic_weight=self.critic_weight)
+
+    def _predict_args(self):
+        return (self.theta,)
+
+    def _loss_args(self):
+        return (self.critic_weight,)
+
+    def forward(self, X: ArrayLike, max_steps: int | None = None) -> dict[str, np.ndarray]:
+        """Every loop on X (B, n_in) up to the cap, whatever the scores, in the NumPy
+        reference: the answers ``Q`` (n, B, n_out), the scores ``C`` (n, B), and the loop
+        ``N`` (B,) at which each example stops under the model's θ.
+
+        Parameters
+        ----------
+        X : array_like, shape (B, n_in)
+        max_steps : int or None
+            The number of loops; None keeps the model's cap.
+
+        Returns
+        -------
+        dict
+        """
+        X = self._X(X)
+        steps = self.max_steps if max_steps is None else check_positive(
+            max_steps, "max_steps", integer=True)
+        _, A, Ys = cell_forward(dict(zip(self.shapes(), self.weights())), X, steps)
+        C = sigmoid(A)
+        return {"Q": sigmoid(Ys), "C": C, "N": first_confident(C, self.theta)}
+
+    def _predict(self, X, steps):
+        c = self.forward(X, steps)
+        return c["Q"][c["N"] - 1, np.arange(len(X))], c["N"].astype(self.dtype)
+
+    def _loss_and_grads(self, X, Y):
+        S, A, Ys = cell_forward(self.params, X, self.max_steps)
+        loss = lateral_loss({"Ys": Ys, "Z": A, "Q": sigmoid(Ys)}, Y, self.critic_weight)
+        grads = critic_cell_backward(self.params, X, Y, S, A, Ys, self.critic_weight)
+        return float(loss.mean()), grads

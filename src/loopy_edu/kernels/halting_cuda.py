@@ -1,4 +1,5 @@
-"""Numba CUDA kernels for :mod:`loopy_edu.halting` (Chapter 14): ACT and PonderNet.
+"""Numba CUDA kernels for :mod:`loopy_edu.halting` (Chapter 14): ACT and PonderNet, the looped
+cell, and :class:`loopy_edu.sln_lateral.CriticCell` (Chapter 15).
 
 One block per example runs its ponder steps (the threads split the H units), then BPTT back
 through the steps it used, keeping every step's states and ∂L/∂z in device memory. The halting
@@ -17,7 +18,7 @@ from .scalar_cuda import act, softplus
 from ..activations import CODES
 
 SIGMOID, TANH = CODES["sigmoid"], CODES["tanh"]
-ACT, PONDER, FIXED = 0, 1, 2
+ACT, PONDER, FIXED, CRITIC = 0, 1, 2, 3
 
 
 @cuda.jit(device=True)
@@ -118,6 +119,34 @@ def _fixed_tail(Y, Ys, out, ponder, loss, dYs, b, B):
     ponder[b] = last + 1
 
 
+@cuda.jit(device=True)
+def _critic_tail(Y, A, Ys, out, ponder, loss, dYs, dA, b, theta, weight, B):
+    # Thread 0: CriticCell's loss over every step, its deltas (sln_lateral.critic_cell_backward)
+    # and the first step whose score reaches θ.
+    steps, n_out = Ys.shape[1], Ys.shape[2]
+    scale = 1.0 / (B * steps)
+    halt = -1
+    loss[b] = 0.0
+    for n in range(steps):
+        right = 1.0
+        for o in range(n_out):
+            z = Ys[b, n, o]
+            q = act(z, SIGMOID)
+            loss[b] += (softplus(z) - Y[b, o] * z) / steps
+            dYs[b, n, o] = (q - Y[b, o]) * scale
+            if (q > 0.5) != (Y[b, o] > 0.5):
+                right = 0.0
+        a = A[b, n]
+        c = act(a, SIGMOID)
+        loss[b] += weight * (softplus(a) - right * a) / steps
+        dA[b, n, 0] = weight * (c - right) * scale
+        if halt < 0 and (c >= theta or n == steps - 1):
+            halt = n
+    ponder[b] = halt + 1
+    for o in range(n_out):
+        out[b, o] = act(Ys[b, halt, o], SIGMOID)
+
+
 @cuda.jit
 def _examples(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, mode, max_steps, epsilon, tau,
               beta, lambda_p, grads, S, A, Ys, N, R, out, ponder, loss, dYs, dA, dZ, c,
@@ -148,6 +177,8 @@ def _examples(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, mode, max_steps, ep
             _act_tail(Y, A, Ys, N, R, out, ponder, loss, dYs, dA, b, tau, B)
         elif mode == FIXED:
             _fixed_tail(Y, Ys, out, ponder, loss, dYs, b, B)
+        elif mode == CRITIC:                    # θ and λ travel in ε's and τ's places
+            _critic_tail(Y, A, Ys, out, ponder, loss, dYs, dA, b, epsilon, tau, B)
         else:
             _ponder_tail(Y, A, Ys, out, ponder, loss, dYs, dA, c[b], survive[b], b, beta,
                          lambda_p, B)
@@ -237,3 +268,17 @@ def fixed_predict(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps):
     Y = np.zeros((len(X), W_y.shape[0]), dtype=X.dtype)
     return _run(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, FIXED, steps, 0.0, 0.0, 0.0,
                 lambda_p=0.5, grads=False)
+
+
+def critic_loss_and_grads(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, steps,
+                          critic_weight):
+    """Same contract as :func:`loopy_edu.kernels.halting_numba.critic_loss_and_grads`."""
+    return _run(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, CRITIC, steps, 0.5,
+                critic_weight, 0.0, 0.5, True)
+
+
+def critic_predict(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps, theta):
+    """Probabilities at the first step whose score reaches θ (or the last), and that step."""
+    Y = np.zeros((len(X), W_y.shape[0]), dtype=X.dtype)
+    return _run(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, CRITIC, steps, theta, 0.0, 0.0,
+                0.5, False)

@@ -1,16 +1,17 @@
 """Numba CPU kernels for :mod:`loopy_edu.halting` (Chapter 14): ACT's and PonderNet's forward
-pass, loss and exact gradient, each in one compiled call.
+pass, loss and exact gradient, each in one compiled call; the looped cell's, and those of
+:class:`loopy_edu.sln_lateral.CriticCell` (Chapter 15), on the same cell.
 
 The NumPy reference runs every example until the slowest one halts. Here the ACT forward pass
 keeps the examples still running in the first rows: after each step, those that halted drop
 out, so a step makes one BLAS product over the running rows alone, and the whole pass costs
 Σ_b N_b example-steps. The steps' rows are stored one block after the other, a flat
-(rows, H) layout that the three methods share (PonderNet and the looped cell run every example
-for every step: each block is the whole batch). Each row carries its example (``ex``) and the
-row of the same example at the next step (``nxt``, −1 once it halted), which is all that BPTT
-needs to walk back through the blocks: one BLAS product per step again, over the same rows,
-and the weight gradients as products over all the rows at once. The halting and output
-logits of a step are BLAS products over its rows too.
+(rows, H) layout that every method shares (PonderNet, the looped cell and the critic cell run
+every example for every step: each block is the whole batch). Each row carries its example
+(``ex``) and the row of the same example at the next step (``nxt``, −1 once it halted), which
+is all that BPTT needs to walk back through the blocks: one BLAS product per step again, over
+the same rows, and the weight gradients as products over all the rows at once. The halting
+and output logits of a step are BLAS products over its rows too.
 """
 import numpy as np
 from numba import njit
@@ -311,3 +312,47 @@ def fixed_predict(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps):
         for o in range(probs.shape[1]):
             probs[b, o] = act(Ys[(steps - 1) * B + b, o], SIGMOID)
     return probs, np.full(B, float(steps)).astype(X.dtype)
+
+
+@njit(cache=True)
+def critic_loss_and_grads(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, Y, steps,
+                          critic_weight):
+    # sln_lateral.CriticCell: every step's answer and halting logit get a BCE, the latter
+    # against "the answer is exactly right" (sln_lateral.critic_cell_backward).
+    B, n_out = Y.shape
+    S, A, Ys, dZ, ex, nxt, off = _unrolled(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps)
+    scale = 1.0 / (B * steps)
+    dYs = np.empty_like(Ys)
+    dA = np.empty_like(A)
+    loss = 0.0
+    for row in range(steps * B):
+        b = row % B
+        right = 1.0
+        for o in range(n_out):
+            z = Ys[row, o]
+            q = act(z, SIGMOID)
+            loss += softplus(z) - Y[b, o] * z
+            dYs[row, o] = (q - Y[b, o]) * scale
+            if (q > 0.5) != (Y[b, o] > 0.5):
+                right = 0.0
+        loss += critic_weight * (softplus(A[row]) - right * A[row])
+        dA[row] = critic_weight * (act(A[row], SIGMOID) - right) * scale
+    grads = _cell_backward(W_x, W_h, w_halt, W_y, X, S, S[:(steps - 1) * B], dZ, dYs, dA, ex,
+                           nxt, off)
+    return (loss * scale,) + grads
+
+
+@njit(cache=True)
+def critic_predict(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps, theta):
+    A, Ys = _unrolled(W_x, W_h, b_h, w_halt, b_halt, W_y, b_y, X, steps)[1:3]
+    B, n_out = X.shape[0], Ys.shape[1]
+    probs = np.empty((B, n_out), dtype=X.dtype)
+    loops = np.empty(B, dtype=X.dtype)
+    for b in range(B):
+        n = 0                                          # the first score ≥ θ, or the last
+        while n < steps - 1 and act(A[n * B + b], SIGMOID) < theta:
+            n += 1
+        loops[b] = n + 1
+        for o in range(n_out):
+            probs[b, o] = act(Ys[n * B + b, o], SIGMOID)
+    return probs, loops

@@ -17,13 +17,17 @@ from loopy_edu.tasks import parity_vectors
 from loopy_edu.train import train_batches
 
 
-def _model(seed=1, backend="numpy", n_hidden=4, n_critic=3, max_loops=4, **kwargs):
-    m = LateralSLN(5, n_hidden, 2, n_critic=n_critic, max_loops=max_loops, seed=seed,
-                   backend=backend, **kwargs)
+def _perturbed(m, seed):
+    # Weights away from their initial symmetries.
     rng = np.random.default_rng(seed + 100)
     for p in m.params.values():
         p += 0.5 * rng.standard_normal(p.shape)
     return m
+
+
+def _model(seed=1, backend="numpy", n_hidden=4, n_critic=3, max_loops=4, **kwargs):
+    return _perturbed(LateralSLN(5, n_hidden, 2, n_critic=n_critic, max_loops=max_loops,
+                                 seed=seed, backend=backend, **kwargs), seed)
 
 
 def _data(B=7, seed=0):
@@ -72,11 +76,8 @@ def test_the_targets_and_the_stop_rule_on_small_cases():
 
 
 def _critic_cell(seed=1, backend="numpy", n_hidden=4, max_steps=4, **kwargs):
-    m = CriticCell(5, n_hidden, 2, max_steps=max_steps, seed=seed, backend=backend, **kwargs)
-    rng = np.random.default_rng(seed + 100)
-    for p in m.params.values():
-        p += 0.5 * rng.standard_normal(p.shape)
-    return m
+    return _perturbed(CriticCell(5, n_hidden, 2, max_steps=max_steps, seed=seed,
+                                 backend=backend, **kwargs), seed)
 
 
 @pytest.mark.parametrize("make, kwargs", [

@@ -206,9 +206,10 @@ def ponder_backward(params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray,
 
 
 class _Pondering(Model):
-    """What ACTCell and PonderCell share: the cell's parameters and their checks, the dispatch
-    to a backend, and accuracy. A subclass names its halting method (``_method``, the kernels'
-    prefix), its own settings, and its NumPy reference."""
+    """What the cells of this module (and :class:`loopy_edu.sln_lateral.CriticCell`) share:
+    the cell's parameters and their checks, the dispatch to a backend, and accuracy. A subclass
+    names its halting method (``_method``, the kernels' prefix), its own settings, and its NumPy
+    reference."""
 
     _method = ""
     _halts = True

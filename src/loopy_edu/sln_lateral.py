@@ -476,15 +476,18 @@ class CriticCell(_Pondering):
         -------
         dict
         """
-        X = self._X(X)
         steps = self.max_steps if max_steps is None else check_positive(
             max_steps, "max_steps", integer=True)
+        return self._every_loop(self._X(X), steps)
+
+    def _every_loop(self, X, steps):
+        # forward's work on checked X (predict has checked it already).
         _, A, Ys = cell_forward(dict(zip(self.shapes(), self.weights())), X, steps)
         C = sigmoid(A)
         return {"Q": sigmoid(Ys), "C": C, "N": first_confident(C, self.theta)}
 
     def _predict(self, X, steps):
-        c = self.forward(X, steps)
+        c = self._every_loop(X, steps)
         return c["Q"][c["N"] - 1, np.arange(len(X))], c["N"].astype(self.dtype)
 
     def _loss_and_grads(self, X, Y):
